@@ -40,7 +40,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { time_limit: None, memory_limit: 4 << 30, threads: 0, minimize: true }
+        Options {
+            time_limit: None,
+            memory_limit: 4 << 30,
+            threads: 0,
+            minimize: true,
+        }
     }
 }
 
@@ -129,14 +134,24 @@ impl std::fmt::Display for ModelError {
 impl std::error::Error for ModelError {}
 
 /// Checks `ops` (from [`crate::op::operations`]) against `model`, per key.
-pub fn check<M: Model>(model: &M, ops: Vec<Operation>, options: &Options) -> Result<Report, ModelError> {
+pub fn check<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    options: &Options,
+) -> Result<Report, ModelError> {
     let started = Instant::now();
     let deadline = options.time_limit.map(|limit| started + limit);
     let total_ops = ops.len();
     let mut partitions = Vec::new();
-    for (key, ops) in crate::op::partition_by_key(ops) {
-        let steps = compile(model, &ops)?;
-        partitions.push(Partition::new(model, key, ops, steps, true));
+    for (key, members) in crate::op::partition_by_key(ops) {
+        let steps = compile(model, ops, &members)?;
+        partitions.push(Partition::new(
+            model,
+            key.map(str::to_string),
+            members,
+            steps,
+            true,
+        ));
     }
     // Largest first, so the long ones start early and the short ones fill in.
     let mut order: Vec<usize> = (0..partitions.len()).collect();
@@ -155,21 +170,41 @@ pub fn check<M: Model>(model: &M, ops: Vec<Operation>, options: &Options) -> Res
         deadline,
         memory_limit: options.memory_limit,
     };
-    let threads = if options.threads == 0 { rayon::current_num_threads() } else { options.threads };
-    rayon::scope(|s| {
-        for _ in 0..threads.min(shared.cells.len()).max(1) {
-            s.spawn(|_| shared.work());
-        }
-    });
+    let threads = if options.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        options.threads
+    };
+    let threads = threads.min(shared.cells.len());
+    if threads <= 1 {
+        shared.work(); // Handing one partition to another thread only adds latency.
+    } else {
+        rayon::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|_| shared.work());
+            }
+        });
+    }
 
-    let budget_reason = shared.budget_reason.into_inner().expect("no worker panicked");
-    let first_invalid = shared.first_invalid.into_inner().expect("no worker panicked");
-    let mut partitions: Vec<Partition<M>> =
-        shared.cells.into_iter().map(|c| c.into_inner().expect("no worker panicked")).collect();
+    let budget_reason = shared
+        .budget_reason
+        .into_inner()
+        .expect("no worker panicked");
+    let first_invalid = shared
+        .first_invalid
+        .into_inner()
+        .expect("no worker panicked");
+    let mut partitions: Vec<Partition<M>> = shared
+        .cells
+        .into_iter()
+        .map(|c| c.into_inner().expect("no worker panicked"))
+        .collect();
     let counterexample = first_invalid.map(|i| {
         let minimize_deadline = Instant::now() + Duration::from_secs(10);
-        let deadline = deadline.map_or(minimize_deadline, |d| d.max(Instant::now()).min(minimize_deadline));
-        partitions[i].counterexample(model, options.minimize, deadline)
+        let deadline = deadline.map_or(minimize_deadline, |d| {
+            d.max(Instant::now()).min(minimize_deadline)
+        });
+        partitions[i].counterexample(model, ops, options.minimize, deadline)
     });
     let keys: Vec<KeyResult> = partitions
         .iter()
@@ -177,15 +212,21 @@ pub fn check<M: Model>(model: &M, ops: Vec<Operation>, options: &Options) -> Res
             let (verdict, reason) = match p.outcome {
                 Some(true) => (Verdict::Valid, None),
                 Some(false) => (Verdict::Invalid, None),
-                None if first_invalid.is_some() => {
-                    (Verdict::Unknown, Some("not finished: another key was found not linearizable first".to_string()))
-                }
-                None => (Verdict::Unknown, budget_reason.as_ref().map(|r| format!("{r}; {}", p.progress()))),
+                None if first_invalid.is_some() => (
+                    Verdict::Unknown,
+                    Some("not finished: another key was found not linearizable first".to_string()),
+                ),
+                None => (
+                    Verdict::Unknown,
+                    budget_reason
+                        .as_ref()
+                        .map(|r| format!("{r}; {}", p.progress())),
+                ),
             };
             KeyResult {
                 key: p.key.clone(),
                 verdict,
-                ops: p.ops.len(),
+                ops: p.members.len(),
                 method: p.method,
                 segments: p.segments.len(),
                 search_steps: p.search_steps,
@@ -201,8 +242,15 @@ pub fn check<M: Model>(model: &M, ops: Vec<Operation>, options: &Options) -> Res
         Verdict::Unknown
     };
     let reason = (verdict == Verdict::Unknown).then(|| {
-        let open = keys.iter().filter(|k| k.verdict == Verdict::Unknown).count();
-        format!("{} ({open} of {} keys undecided)", budget_reason.unwrap_or_default(), keys.len())
+        let open = keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Unknown)
+            .count();
+        format!(
+            "{} ({open} of {} keys undecided)",
+            budget_reason.unwrap_or_default(),
+            keys.len()
+        )
     });
     Ok(Report {
         verdict,
@@ -214,14 +262,30 @@ pub fn check<M: Model>(model: &M, ops: Vec<Operation>, options: &Options) -> Res
     })
 }
 
-/// Compiles a partition's operations, in invocation order.
-fn compile<M: Model>(model: &M, ops: &[Operation]) -> Result<Vec<Timed<M::Step>>, ModelError> {
-    let mut steps = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
+/// Compiles a partition's operations (`members` index `ops`), in invocation
+/// order. A step's `op` is the operation's index in `ops`.
+fn compile<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    members: &[usize],
+) -> Result<Vec<Timed<M::Step>>, ModelError> {
+    let mut steps = Vec::with_capacity(members.len());
+    for &i in members {
+        let op = &ops[i];
         match model.compile(op) {
-            Ok(Some(step)) => steps.push(Timed { step, call: op.call, ret: op.ret, op: i }),
+            Ok(Some(step)) => steps.push(Timed {
+                step,
+                call: op.call,
+                ret: op.ret,
+                op: i,
+            }),
             Ok(None) => {}
-            Err(message) => return Err(ModelError { op: op.clone(), message }),
+            Err(message) => {
+                return Err(ModelError {
+                    op: op.clone(),
+                    message,
+                })
+            }
         }
     }
     Ok(steps)
@@ -233,7 +297,9 @@ fn compile<M: Model>(model: &M, ops: &[Operation]) -> Result<Vec<Timed<M::Step>>
 const SIMPLIFY_PAIRS: usize = 20_000_000;
 
 fn simplify<M: Model>(model: &M, steps: &mut Vec<Timed<M::Step>>) {
-    let producers: Vec<usize> = (0..steps.len()).filter(|&i| model.produces(&steps[i].step)).collect();
+    let producers: Vec<usize> = (0..steps.len())
+        .filter(|&i| model.produces(&steps[i].step))
+        .collect();
     if producers.len().saturating_mul(steps.len()) > SIMPLIFY_PAIRS {
         return;
     }
@@ -283,7 +349,8 @@ fn segments<S>(steps: &[Timed<S>]) -> Vec<(usize, usize)> {
 
 struct Partition<'m, M: Model> {
     key: Option<String>,
-    ops: Vec<Operation>,
+    /// The partition's operations, as indexes into the checked operations.
+    members: Vec<usize>,
     steps: Vec<Timed<M::Step>>,
     segments: Vec<(usize, usize)>,
     interner: Interner<'m, M>,
@@ -301,10 +368,16 @@ struct Partition<'m, M: Model> {
 
 impl<'m, M: Model> Partition<'m, M> {
     /// `fast`: whether the model's fast path may decide it.
-    fn new(model: &'m M, key: Option<String>, ops: Vec<Operation>, steps: Vec<Timed<M::Step>>, fast: bool) -> Self {
+    fn new(
+        model: &'m M,
+        key: Option<String>,
+        members: Vec<usize>,
+        steps: Vec<Timed<M::Step>>,
+        fast: bool,
+    ) -> Self {
         let mut p = Partition {
             key,
-            ops,
+            members,
             steps,
             segments: Vec::new(),
             interner: Interner::new(model),
@@ -391,7 +464,10 @@ impl<'m, M: Model> Partition<'m, M> {
     fn note_deepest(&mut self, seg: usize) {
         let search = &self.chain[seg];
         let earlier: usize = self.chain[..seg].iter().map(|s| s.path().len()).sum();
-        if search.deepest.blocked.is_none() || earlier + search.deepest.path.len() <= self.deepest.0.len() && self.deepest.1.is_some() {
+        if search.deepest.blocked.is_none()
+            || earlier + search.deepest.path.len() <= self.deepest.0.len()
+                && self.deepest.1.is_some()
+        {
             return;
         }
         let mut path: Vec<usize> = Vec::with_capacity(earlier + search.deepest.path.len());
@@ -415,7 +491,13 @@ impl<'m, M: Model> Partition<'m, M> {
         )
     }
 
-    fn counterexample(&mut self, model: &M, minimize: bool, deadline: Instant) -> Counterexample {
+    fn counterexample(
+        &mut self,
+        model: &M,
+        ops: &[Operation],
+        minimize: bool,
+        deadline: Instant,
+    ) -> Counterexample {
         let all: Vec<usize> = match &self.fast_witness {
             Some(witness) => witness.clone(),
             None => (0..self.steps.len()).collect(),
@@ -425,17 +507,27 @@ impl<'m, M: Model> Partition<'m, M> {
             // Shrink with the returns the history has: a return `simplify`
             // pulled in holds only while its observer is kept, and every
             // candidate is simplified again on its own.
-            let raw: Vec<Timed<M::Step>> =
-                self.steps.iter().map(|t| Timed { ret: self.ops[t.op].ret, ..t.clone() }).collect();
+            let raw: Vec<Timed<M::Step>> = self
+                .steps
+                .iter()
+                .map(|t| Timed {
+                    ret: ops[t.op].ret,
+                    ..t.clone()
+                })
+                .collect();
             shrink(model, &raw, all, cut, deadline)
         } else {
             (all, false)
         };
         if self.fast_witness.is_some() || self.deepest.1.is_none() {
             // The fast path found no search path: take it from the small sub-history.
-            let subset: Vec<Timed<M::Step>> = minimal.iter().map(|&i| self.steps[i].clone()).collect();
+            let subset: Vec<Timed<M::Step>> =
+                minimal.iter().map(|&i| self.steps[i].clone()).collect();
             if let Some((path, blocked)) = decide_deepest(model, &subset, u64::MAX) {
-                self.deepest = (path.into_iter().map(|i| minimal[i]).collect(), blocked.map(|i| minimal[i]));
+                self.deepest = (
+                    path.into_iter().map(|i| minimal[i]).collect(),
+                    blocked.map(|i| minimal[i]),
+                );
             }
         }
         let mut state = model.init();
@@ -443,13 +535,19 @@ impl<'m, M: Model> Partition<'m, M> {
         for &i in &self.deepest.0 {
             let t = &self.steps[i];
             state = model.step(&state, &t.step).unwrap_or(state);
-            partial.push(Linearized { op: self.ops[t.op].clone(), state: model.show_state(&state) });
+            partial.push(Linearized {
+                op: ops[t.op].clone(),
+                state: model.show_state(&state),
+            });
         }
         Counterexample {
             key: self.key.clone(),
-            blocked: self.deepest.1.map(|i| self.ops[self.steps[i].op].clone()),
+            blocked: self.deepest.1.map(|i| ops[self.steps[i].op].clone()),
             partial,
-            minimal: minimal.iter().map(|&i| self.ops[self.steps[i].op].clone()).collect(),
+            minimal: minimal
+                .iter()
+                .map(|&i| ops[self.steps[i].op].clone())
+                .collect(),
             minimal_is_one_minimal: one_minimal,
         }
     }
@@ -457,14 +555,21 @@ impl<'m, M: Model> Partition<'m, M> {
 
 /// Searches a small set of steps on its own; `Some(deepest)` when it is not
 /// linearizable, `None` when it is or when `budget` ran out.
-fn decide_deepest<M: Model>(model: &M, steps: &[Timed<M::Step>], budget: u64) -> Option<(Vec<usize>, Option<usize>)> {
+fn decide_deepest<M: Model>(
+    model: &M,
+    steps: &[Timed<M::Step>],
+    budget: u64,
+) -> Option<(Vec<usize>, Option<usize>)> {
     let mut p = Partition::new(model, None, Vec::new(), steps.to_vec(), false);
     if p.advance(budget) != Some(false) {
         return None;
     }
     // `prepare` may have dropped steps: map back by operation.
     let back = |i: usize| steps.iter().position(|t| t.op == p.steps[i].op);
-    Some((p.deepest.0.iter().filter_map(|&i| back(i)).collect(), p.deepest.1.and_then(back)))
+    Some((
+        p.deepest.0.iter().filter_map(|&i| back(i)).collect(),
+        p.deepest.1.and_then(back),
+    ))
 }
 
 /// Delta debugging over a failing set of steps: removes chunks (and whatever
@@ -493,7 +598,12 @@ fn shrink<M: Model>(
                 .iter()
                 .copied()
                 .filter(|i| !gone.contains(i))
-                .filter(|&i| gone.iter().any(|&g| model.produces(&steps[g].step) && model.depends(&steps[i].step, &steps[g].step)))
+                .filter(|&i| {
+                    gone.iter().any(|&g| {
+                        model.produces(&steps[g].step)
+                            && model.depends(&steps[i].step, &steps[g].step)
+                    })
+                })
                 .collect();
             if more.is_empty() {
                 break;
@@ -503,7 +613,11 @@ fn shrink<M: Model>(
         set.iter().copied().filter(|i| !gone.contains(i)).collect()
     };
     if let Some(cut) = cut {
-        let late: Vec<usize> = keep.iter().copied().filter(|&i| steps[i].call > cut).collect();
+        let late: Vec<usize> = keep
+            .iter()
+            .copied()
+            .filter(|&i| steps[i].call > cut)
+            .collect();
         let candidate = without(&keep, &late);
         if !late.is_empty() && !candidate.is_empty() && fails(&candidate) {
             keep = candidate;
@@ -555,7 +669,9 @@ impl<M: Model> Shared<'_, M> {
     fn work(&self) {
         const MAX_SLICE: u64 = 400_000;
         while !self.stop.load(Ordering::Relaxed) {
-            let Some((i, slice)) = self.queue.lock().expect("queue lock").pop_front() else { return };
+            let Some((i, slice)) = self.queue.lock().expect("queue lock").pop_front() else {
+                return;
+            };
             let mut p = self.cells[i].lock().expect("partition lock");
             let before = p.bytes();
             let outcome = p.advance(slice);
@@ -575,9 +691,15 @@ impl<M: Model> Shared<'_, M> {
                     if self.deadline.is_some_and(|d| Instant::now() > d) {
                         self.give_up("time limit reached");
                     } else if total > self.memory_limit {
-                        self.give_up(&format!("memory budget of {} MiB exhausted", self.memory_limit >> 20));
+                        self.give_up(&format!(
+                            "memory budget of {} MiB exhausted",
+                            self.memory_limit >> 20
+                        ));
                     } else {
-                        self.queue.lock().expect("queue lock").push_back((i, (slice * 2).min(MAX_SLICE)));
+                        self.queue
+                            .lock()
+                            .expect("queue lock")
+                            .push_back((i, (slice * 2).min(MAX_SLICE)));
                     }
                 }
             }
@@ -585,7 +707,10 @@ impl<M: Model> Shared<'_, M> {
     }
 
     fn give_up(&self, reason: &str) {
-        self.budget_reason.lock().expect("lock").get_or_insert_with(|| reason.to_string());
+        self.budget_reason
+            .lock()
+            .expect("lock")
+            .get_or_insert_with(|| reason.to_string());
         self.stop.store(true, Ordering::Relaxed);
     }
 }
@@ -608,7 +733,9 @@ impl std::str::FromStr for ModelChoice {
             "register" => Ok(ModelChoice::Register),
             "cas-register" => Ok(ModelChoice::CasRegister),
             "kv" => Ok(ModelChoice::Kv),
-            _ => Err(format!("unknown model {s:?}: expected auto, register, cas-register or kv")),
+            _ => Err(format!(
+                "unknown model {s:?}: expected auto, register, cas-register or kv"
+            )),
         }
     }
 }
@@ -618,7 +745,13 @@ impl ModelChoice {
     pub fn resolve(self, ops: &[Operation]) -> ModelChoice {
         use crate::history::Func;
         match self {
-            ModelChoice::Auto if ops.iter().any(|o| matches!(o.f, Func::Get | Func::Put | Func::Append)) => ModelChoice::Kv,
+            ModelChoice::Auto
+                if ops
+                    .iter()
+                    .any(|o| matches!(o.f, Func::Get | Func::Put | Func::Append)) =>
+            {
+                ModelChoice::Kv
+            }
             ModelChoice::Auto => ModelChoice::CasRegister,
             chosen => chosen,
         }
@@ -638,13 +771,27 @@ impl ModelChoice {
 pub fn check_with(
     choice: ModelChoice,
     failed_cas: crate::model::FailedCas,
-    ops: Vec<Operation>,
+    ops: &[Operation],
     options: &Options,
 ) -> Result<Report, ModelError> {
     use crate::model::{AppendKv, Register};
-    match choice.resolve(&ops) {
+    match choice.resolve(ops) {
         ModelChoice::Kv => check(&AppendKv, ops, options),
-        ModelChoice::Register => check(&Register { cas: false, failed_cas }, ops, options),
-        _ => check(&Register { cas: true, failed_cas }, ops, options),
+        ModelChoice::Register => check(
+            &Register {
+                cas: false,
+                failed_cas,
+            },
+            ops,
+            options,
+        ),
+        _ => check(
+            &Register {
+                cas: true,
+                failed_cas,
+            },
+            ops,
+            options,
+        ),
     }
 }

@@ -60,8 +60,12 @@ impl std::fmt::Display for Operation {
             write!(f, " {}", self.input)?;
         }
         match self.outcome {
-            Outcome::Ok if self.output != Value::Nil && self.output != self.input => write!(f, " -> {}", self.output)?,
-            Outcome::Ok if self.f == Func::Read || self.f == Func::Get => write!(f, " -> {}", self.output)?,
+            Outcome::Ok if self.output != Value::Nil && self.output != self.input => {
+                write!(f, " -> {}", self.output)?
+            }
+            Outcome::Ok if self.f == Func::Read || self.f == Func::Get => {
+                write!(f, " -> {}", self.output)?
+            }
             Outcome::Ok => f.write_str(" ok")?,
             Outcome::Fail => f.write_str(" failed")?,
             Outcome::Info => f.write_str(" (indeterminate)")?,
@@ -79,10 +83,16 @@ pub fn operations(history: &History, source: &str) -> Result<Vec<Operation>, Par
     let mut ops: Vec<Operation> = Vec::new();
     let mut pending: FxHashMap<u64, usize> = FxHashMap::default();
     for (position, event) in history.events.iter().enumerate() {
-        let Process::Client(process) = event.process else { continue };
+        let Process::Client(process) = event.process else {
+            continue;
+        };
         let at = position as u64;
         let problem = |message: String| {
-            ParseError::new(source, 0, format!("event {} (process {process}): {message}", event.index))
+            ParseError::new(
+                source,
+                0,
+                format!("event {} (process {process}): {message}", event.index),
+            )
         };
         match event.kind {
             EventType::Invoke => {
@@ -106,14 +116,23 @@ pub fn operations(history: &History, source: &str) -> Result<Vec<Operation>, Par
             }
             kind => {
                 let Some(id) = pending.remove(&process) else {
-                    return Err(problem(format!("a {kind:?} completion with no invocation before it").to_lowercase()));
+                    return Err(problem(
+                        format!("a {kind:?} completion with no invocation before it")
+                            .to_lowercase(),
+                    ));
                 };
                 let op = &mut ops[id];
                 if op.f != event.f {
-                    return Err(problem(format!("completes {} but the process invoked {}", event.f, op.f)));
+                    return Err(problem(format!(
+                        "completes {} but the process invoked {}",
+                        event.f, op.f
+                    )));
                 }
                 if op.key != event.key && event.key.is_some() {
-                    return Err(problem(format!("completes key {:?} but the process invoked key {:?}", event.key, op.key)));
+                    return Err(problem(format!(
+                        "completes key {:?} but the process invoked key {:?}",
+                        event.key, op.key
+                    )));
                 }
                 op.error = event.error.clone();
                 op.ret_time = Some(event.time);
@@ -135,17 +154,18 @@ pub fn operations(history: &History, source: &str) -> Result<Vec<Operation>, Par
     Ok(ops)
 }
 
-/// Splits operations by key, each partition in invocation order. Operations
-/// without a key form one partition of their own (key `None`).
-pub fn partition_by_key(ops: Vec<Operation>) -> Vec<(Option<String>, Vec<Operation>)> {
-    let mut index: FxHashMap<Option<String>, usize> = FxHashMap::default();
-    let mut parts: Vec<(Option<String>, Vec<Operation>)> = Vec::new();
-    for op in ops {
-        let slot = *index.entry(op.key.clone()).or_insert_with(|| {
-            parts.push((op.key.clone(), Vec::new()));
+/// Groups operations by key: one list of operation indexes per key, each in
+/// invocation order. Operations without a key form one group (key `None`).
+pub fn partition_by_key(ops: &[Operation]) -> Vec<(Option<&str>, Vec<usize>)> {
+    let mut index: FxHashMap<Option<&str>, usize> = FxHashMap::default();
+    let mut parts: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let key = op.key.as_deref();
+        let slot = *index.entry(key).or_insert_with(|| {
+            parts.push((key, Vec::new()));
             parts.len() - 1
         });
-        parts[slot].1.push(op);
+        parts[slot].1.push(i);
     }
     parts
 }

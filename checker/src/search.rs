@@ -23,7 +23,7 @@
 
 use crate::model::Model;
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 /// A compiled step with its place in time: `call` and `ret` are event
 /// positions; `ret == None` means indeterminate. `op` indexes the partition's
@@ -49,7 +49,12 @@ pub struct Interner<'m, M: Model> {
 
 impl<'m, M: Model> Interner<'m, M> {
     pub fn new(model: &'m M) -> Self {
-        Interner { model, states: Vec::new(), ids: FxHashMap::default(), transitions: FxHashMap::default() }
+        Interner {
+            model,
+            states: Vec::new(),
+            ids: FxHashMap::default(),
+            transitions: FxHashMap::default(),
+        }
     }
 
     pub fn intern(&mut self, state: M::State) -> u32 {
@@ -68,7 +73,10 @@ impl<'m, M: Model> Interner<'m, M> {
         if let Some(&next) = self.transitions.get(&key) {
             return (next != NO_STATE).then_some(next);
         }
-        let next = self.model.step(&self.states[state as usize], step).map(|s| self.intern(s));
+        let next = self
+            .model
+            .step(&self.states[state as usize], step)
+            .map(|s| self.intern(s));
         self.transitions.insert(key, next.unwrap_or(NO_STATE));
         next
     }
@@ -85,17 +93,10 @@ struct Config {
     bits: Box<[u64]>,
 }
 
-impl Hash for Config {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.hash ^ u64::from(self.state).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    }
+/// The table key of a configuration: the bitset's Zobrist hash mixed with the state.
+fn config_hash(bits_hash: u64, state: u32) -> u64 {
+    bits_hash ^ u64::from(state).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
-impl PartialEq for Config {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.state == other.state && self.bits == other.bits
-    }
-}
-impl Eq for Config {}
 
 struct Frame {
     node: u32,
@@ -136,7 +137,8 @@ pub struct Search {
     zobrist: Vec<u64>,
     bits: Vec<u64>,
     hash: u64,
-    visited: FxHashSet<Config>,
+    /// Looked up by hash and compared in place, so a repeat visit allocates nothing.
+    visited: hashbrown::HashTable<Config>,
     stack: Vec<Frame>,
     state: u32,
     cur: u32,
@@ -200,7 +202,7 @@ impl Search {
             zobrist,
             bits: vec![0; n.div_ceil(64)],
             hash: 0,
-            visited: FxHashSet::default(),
+            visited: hashbrown::HashTable::new(),
             stack: Vec::new(),
             state: start,
             cur: next_of_head(&events, tail),
@@ -248,7 +250,12 @@ impl Search {
 
     /// Searches for up to `budget` steps.
     /// `steps` is the segment this search was made for.
-    pub fn run<M: Model>(&mut self, steps: &[Timed<M::Step>], interner: &mut Interner<'_, M>, budget: u64) -> Progress {
+    pub fn run<M: Model>(
+        &mut self,
+        steps: &[Timed<M::Step>],
+        interner: &mut Interner<'_, M>,
+        budget: u64,
+    ) -> Progress {
         let n = steps.len() as u32;
         if std::mem::take(&mut self.resume) && !self.backtrack() {
             return Progress::Exhausted;
@@ -280,20 +287,42 @@ impl Search {
             let i = (node - 1) as usize;
             self.cur = self.next[node as usize];
             let indeterminate = !self.definite[i];
-            if indeterminate != (self.pass == 2) || indeterminate && self.twin[i].is_some_and(|t| !self.is_set(t as usize)) {
+            if indeterminate != (self.pass == 2)
+                || indeterminate && self.twin[i].is_some_and(|t| !self.is_set(t as usize))
+            {
                 continue;
             }
-            let Some(state) = interner.apply(self.state, self.offset + i, &steps[i].step) else { continue };
+            let Some(state) = interner.apply(self.state, self.offset + i, &steps[i].step) else {
+                continue;
+            };
             if indeterminate && state == self.state {
                 continue;
             }
             self.flip(i);
-            let config = Config { hash: self.hash, state, bits: self.bits.clone().into_boxed_slice() };
-            if !self.visited.insert(config) {
-                self.flip(i);
-                continue;
+            let hash = config_hash(self.hash, state);
+            let bits = &self.bits;
+            match self.visited.entry(
+                hash,
+                |c| c.hash == hash && c.state == state && *c.bits == **bits,
+                |c| c.hash,
+            ) {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    self.flip(i);
+                    continue;
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(Config {
+                        hash,
+                        state,
+                        bits: bits.clone().into_boxed_slice(),
+                    });
+                }
             }
-            self.stack.push(Frame { node, state: self.state, pass: self.pass });
+            self.stack.push(Frame {
+                node,
+                state: self.state,
+                pass: self.pass,
+            });
             self.state = state;
             self.lift(node, self.return_node(i));
             self.remaining -= usize::from(!indeterminate);
@@ -311,7 +340,9 @@ impl Search {
         if self.remaining > 0 && deeper {
             self.record_deepest();
         }
-        let Some(frame) = self.stack.pop() else { return false };
+        let Some(frame) = self.stack.pop() else {
+            return false;
+        };
         let i = (frame.node - 1) as usize;
         self.unlift(frame.node, self.return_node(i));
         self.flip(i);

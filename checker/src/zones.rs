@@ -15,72 +15,99 @@ use crate::model::RegisterStep;
 use crate::search::Timed;
 use rustc_hash::FxHashMap;
 
+/// A value's write and what its reads add up to, as step indexes.
+struct Cluster {
+    write: Option<usize>,
+    /// Any read, the read returning first, and the member called last.
+    some_read: Option<usize>,
+    first_read_ret: Option<usize>,
+    last_call: Option<usize>,
+}
+
 /// Decides a partition, or `None` when it is not a unique-value read/write
 /// register history. `Err` carries the indexes of a small sub-history (at most
 /// six operations) that is not linearizable on its own.
 pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
-    // Cluster per written value; `Nil` is the initial value, written "before time".
-    #[derive(Default)]
-    struct Cluster {
-        write: Option<usize>,
-        reads: Vec<usize>,
-    }
-    let mut clusters: FxHashMap<&Value, Cluster> = FxHashMap::default();
-    for (i, t) in steps.iter().enumerate() {
-        match &t.step {
-            RegisterStep::Write(v) => {
-                let cluster = clusters.entry(v).or_default();
-                if cluster.write.is_some() || *v == Value::Nil {
-                    return None;
-                }
-                cluster.write = Some(i);
-            }
-            RegisterStep::Read(v) => clusters.entry(v).or_default().reads.push(i),
-            RegisterStep::Cas { .. } | RegisterStep::CasFailed { .. } => return None,
-        }
-    }
-
     let ret = |i: usize| steps[i].ret.unwrap_or(u64::MAX);
-    let mut forward = Vec::new(); // (start, end, defining ops)
-    let mut backward = Vec::new();
-    for (value, cluster) in &clusters {
-        // A read with no write of its value, or one that returned before the write began.
-        let write_call = match cluster.write {
-            Some(w) => Some(steps[w].call),
-            None if **value == Value::Nil => None,
-            None => return Some(Err(vec![cluster.reads[0]])),
+    // Sized up front: growing tables of a million entries costs more than the check.
+    let mut index: FxHashMap<&Value, usize> =
+        FxHashMap::with_capacity_and_hasher(steps.len(), Default::default());
+    let mut clusters: Vec<Cluster> = Vec::with_capacity(steps.len());
+    for (i, t) in steps.iter().enumerate() {
+        let value = match &t.step {
+            RegisterStep::Write(v) | RegisterStep::Read(v) => v,
+            RegisterStep::Cas { .. } | RegisterStep::CasFailed { .. } => return None,
         };
-        if let (Some(w), Some(call)) = (cluster.write, write_call) {
-            if let Some(&r) = cluster.reads.iter().find(|&&r| ret(r) < call) {
-                return Some(Err(vec![w, r]));
+        let slot = *index.entry(value).or_insert_with(|| {
+            clusters.push(Cluster {
+                write: None,
+                some_read: None,
+                first_read_ret: None,
+                last_call: None,
+            });
+            clusters.len() - 1
+        });
+        let c = &mut clusters[slot];
+        if let RegisterStep::Write(v) = &t.step {
+            if c.write.is_some() || *v == Value::Nil {
+                return None; // Not unique: the read-mapping is ambiguous.
+            }
+            c.write = Some(i);
+        } else {
+            c.some_read.get_or_insert(i);
+            if c.first_read_ret.is_none_or(|r| ret(i) < ret(r)) {
+                c.first_read_ret = Some(i);
             }
         }
-        if cluster.reads.is_empty() {
-            // A write nobody read still takes effect somewhere in its own
-            // interval, which must not lie inside another value's forward zone.
-            // (Unread indeterminate writes are gone by now, or may not happen.)
-            if let (Some(w), Some(end)) = (cluster.write, cluster.write.and_then(|w| steps[w].ret)) {
-                backward.push((steps[w].call, end, vec![w]));
+        if c.last_call.is_none_or(|l| t.call > steps[l].call) {
+            c.last_call = Some(i);
+        }
+    }
+    let initial = index.get(&Value::Nil).copied();
+
+    let mut forward = Vec::new(); // (start, end, the ops that define it)
+    let mut backward = Vec::new();
+    for (slot, c) in clusters.iter().enumerate() {
+        let Some(first_read) = c.first_read_ret else {
+            // Nobody read it, but a definite write still took effect inside its
+            // own interval, which must not lie inside another value's forward
+            // zone. (An unread indeterminate write may never have happened.)
+            if let Some(w) = c.write.filter(|&w| steps[w].ret.is_some()) {
+                backward.push((steps[w].call, ret(w), vec![w]));
             }
             continue;
+        };
+        let Some(write) = c.write else {
+            if Some(slot) == initial {
+                // Read the initial value, written "before time": a zone from 0.
+                let last = c.last_call.expect("a cluster has members");
+                forward.push((0, steps[last].call, vec![first_read, last]));
+                continue;
+            }
+            return Some(Err(vec![c.some_read.expect("a read cluster has a read")]));
+        };
+        if ret(first_read) < steps[write].call {
+            return Some(Err(vec![write, first_read])); // A read ended before its write began.
         }
-        let members = cluster.write.into_iter().chain(cluster.reads.iter().copied());
-        // On a tie (a write whose return was pulled in to a read's), the read:
-        // it keeps the witnesses a failing sub-history without the write's pull.
-        let first_ret = members.clone().min_by_key(|&i| (ret(i), Some(i) == cluster.write)).expect("a cluster has reads");
-        let last_call = members.max_by_key(|&i| steps[i].call).expect("a cluster has reads");
-        // The initial value's write happened before everything: its zone starts at 0.
-        let start = if cluster.write.is_none() { 0 } else { ret(first_ret) };
-        let witnesses: Vec<usize> = cluster.write.into_iter().chain([first_ret, last_call]).collect();
-        if start < steps[last_call].call {
-            forward.push((start, steps[last_call].call, witnesses));
+        let last = c.last_call.expect("a cluster has members");
+        let start = ret(first_read).min(ret(write));
+        let first = if ret(write) < ret(first_read) {
+            write
         } else {
-            backward.push((steps[last_call].call, start, witnesses));
+            first_read
+        };
+        let mut witnesses = vec![write, first, last];
+        witnesses.sort_unstable();
+        witnesses.dedup();
+        if start < steps[last].call {
+            forward.push((start, steps[last].call, witnesses));
+        } else {
+            backward.push((steps[last].call, start, witnesses));
         }
     }
 
     forward.sort_unstable_by_key(|z| z.0);
-    let conflict = |a: &Vec<usize>, b: &Vec<usize>| {
+    let conflict = |a: &[usize], b: &[usize]| {
         let mut ops: Vec<usize> = a.iter().chain(b).copied().collect();
         ops.sort_unstable();
         ops.dedup();
@@ -93,7 +120,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     }
     for (start, end, witnesses) in &backward {
         // The forward zone starting last before this backward zone is the only candidate.
-        // `<=`: the initial value's zone starts at 0 but before any call at 0.
+        // `<=`: the initial value's zone "starts" at 0 but before a call at 0.
         let k = forward.partition_point(|z| z.0 <= *start);
         if k > 0 && *end < forward[k - 1].1 {
             return conflict(witnesses, &forward[k - 1].2);

@@ -12,7 +12,8 @@ fn corpus() -> PathBuf {
 
 /// (file, expected verdict) rows of the manifest's tables.
 fn manifest() -> Vec<(String, Verdict)> {
-    let text = std::fs::read_to_string(corpus().join("MANIFEST.md")).expect("the corpus manifest is readable");
+    let text = std::fs::read_to_string(corpus().join("MANIFEST.md"))
+        .expect("the corpus manifest is readable");
     text.lines()
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -34,22 +35,38 @@ fn manifest() -> Vec<(String, Verdict)> {
 #[test]
 fn every_corpus_history_gets_its_manifest_verdict() {
     let rows = manifest();
-    assert_eq!(rows.len(), 103 + 6, "the manifest lists 103 etcd logs and 6 kv logs");
+    assert_eq!(
+        rows.len(),
+        103 + 6,
+        "the manifest lists 103 etcd logs and 6 kv logs"
+    );
     let mut wrong = Vec::new();
     for (file, expected) in &rows {
         let path = corpus().join(file);
         let (history, format) = read_history(&path, Format::Auto).unwrap_or_else(|e| panic!("{e}"));
         let ops = checker::operations(&history, file).unwrap_or_else(|e| panic!("{e}"));
-        let failed_cas = if format == Format::PorcupineEtcd { FailedCas::Observe } else { FailedCas::Ignore };
-        let report = check_with(ModelChoice::Auto, failed_cas, ops, &Options::default()).expect("fits the model");
+        let failed_cas = if format == Format::PorcupineEtcd {
+            FailedCas::Observe
+        } else {
+            FailedCas::Ignore
+        };
+        let report = check_with(ModelChoice::Auto, failed_cas, &ops, &Options::default())
+            .expect("fits the model");
         if report.verdict != *expected {
-            wrong.push(format!("{file}: expected {expected:?}, got {:?} ({:?})", report.verdict, report.reason));
+            wrong.push(format!(
+                "{file}: expected {expected:?}, got {:?} ({:?})",
+                report.verdict, report.reason
+            ));
             continue;
         }
         if report.verdict == Verdict::Invalid {
             match &report.counterexample {
                 None => wrong.push(format!("{file}: invalid without a counterexample")),
-                Some(c) if c.minimal.is_empty() || c.blocked.is_none() || c.partial.is_empty() && c.minimal.len() > 1 => {
+                Some(c)
+                    if c.minimal.is_empty()
+                        || c.blocked.is_none()
+                        || c.partial.is_empty() && c.minimal.len() > 1 =>
+                {
                     wrong.push(format!("{file}: incomplete counterexample {c:?}"))
                 }
                 Some(_) => {}

@@ -48,14 +48,23 @@ pub fn run(args: Args) -> ExitCode {
 ///
 /// Verdicts only: shrinking a counterexample is extra work that Porcupine's
 /// figures do not include either; the `minimized` row measures it separately.
-fn time_check(ops: &[Operation], model: ModelChoice, failed_cas: FailedCas, runs: usize) -> (f64, Verdict) {
-    let options = Options { minimize: false, ..Options::default() };
+fn time_check(
+    ops: &[Operation],
+    model: ModelChoice,
+    failed_cas: FailedCas,
+    runs: usize,
+) -> (f64, Verdict) {
+    let options = Options {
+        minimize: false,
+        ..Options::default()
+    };
     let mut times = Vec::with_capacity(runs);
     let mut verdict = Verdict::Unknown;
     for _ in 0..runs.max(1) {
-        let ops = ops.to_vec();
         let started = Instant::now();
-        verdict = check_with(model, failed_cas, ops, &options).expect("corpus operations fit the model").verdict;
+        verdict = check_with(model, failed_cas, ops, &options)
+            .expect("corpus operations fit the model")
+            .verdict;
         times.push(started.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
@@ -68,9 +77,12 @@ fn read_ops(path: &Path) -> Result<Vec<Operation>, String> {
 }
 
 fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e} (pass --data DIR)", dir.display()))?;
-    let mut files: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: {e} (pass --data DIR)", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
     files.sort();
     Ok(files)
 }
@@ -85,10 +97,21 @@ fn measure(args: &Args) -> Result<Vec<Row>, String> {
     for path in &etcd {
         let ops = read_ops(path)?;
         ops_total += ops.len();
-        let (ms, _) = time_check(&ops, ModelChoice::CasRegister, FailedCas::Observe, args.runs);
+        let (ms, _) = time_check(
+            &ops,
+            ModelChoice::CasRegister,
+            FailedCas::Observe,
+            args.runs,
+        );
         total += ms;
         if ms > worst.0 {
-            worst = (ms, path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            worst = (
+                ms,
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     rows.push(Row {
@@ -103,7 +126,11 @@ fn measure(args: &Args) -> Result<Vec<Row>, String> {
     for path in files(&args.data.join("kv"), "txt")? {
         let ops = read_ops(&path)?;
         let (ms, _) = time_check(&ops, ModelChoice::Kv, FailedCas::Ignore, args.runs);
-        let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let is_c50_ok = name == "c50-ok";
         rows.push(Row {
             name: format!("kv {name}"),
@@ -116,13 +143,26 @@ fn measure(args: &Args) -> Result<Vec<Row>, String> {
     }
 
     for clients in [10, 50] {
-        let spec =
-            Spec { seed: 42, clients, ops: args.synthetic_ops, read_ratio: 0.5, crash_ratio: 0.01, keys: 1 };
+        let spec = Spec {
+            seed: 42,
+            clients,
+            ops: args.synthetic_ops,
+            read_ratio: 0.5,
+            crash_ratio: 0.01,
+            keys: 1,
+        };
         let history = synth::register_history(&spec);
         let ops = checker::operations(&history, "synthetic").map_err(|e| e.to_string())?;
-        let (ms, verdict) = time_check(&ops, ModelChoice::Register, FailedCas::Ignore, args.runs.min(3));
+        let (ms, verdict) = time_check(
+            &ops,
+            ModelChoice::Register,
+            FailedCas::Ignore,
+            args.runs.min(3),
+        );
         if verdict != Verdict::Valid {
-            return Err(format!("the synthetic history at {clients} clients should be valid, got {verdict:?}"));
+            return Err(format!(
+                "the synthetic history at {clients} clients should be valid, got {verdict:?}"
+            ));
         }
         rows.push(Row {
             name: format!("unique-value register, {clients} clients"),
@@ -140,8 +180,21 @@ fn print_table(rows: &[Row]) {
     println!("| workload | ops | check time (ms) | worst file | target | met |");
     println!("|---|---:|---:|---|---|---|");
     for row in rows {
-        let worst = row.worst.as_ref().map(|(ms, file)| format!("{ms:.2} ms ({file})")).unwrap_or_default();
-        let met = if row.target.is_empty() { "" } else if row.met { "yes" } else { "NO" };
-        println!("| {} | {} | {:.2} | {worst} | {} | {met} |", row.name, row.ops, row.total_ms, row.target);
+        let worst = row
+            .worst
+            .as_ref()
+            .map(|(ms, file)| format!("{ms:.2} ms ({file})"))
+            .unwrap_or_default();
+        let met = if row.target.is_empty() {
+            ""
+        } else if row.met {
+            "yes"
+        } else {
+            "NO"
+        };
+        println!(
+            "| {} | {} | {:.2} | {worst} | {} | {met} |",
+            row.name, row.ops, row.total_ms, row.target
+        );
     }
 }

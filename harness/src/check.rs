@@ -63,7 +63,7 @@ pub fn run(args: Args) -> ExitCode {
         minimize: !args.no_minimize,
     };
     let op_count = ops.len();
-    let report = match checker::check_with(model, failed_cas, ops, &options) {
+    let report = match checker::check_with(model, failed_cas, &ops, &options) {
         Ok(report) => report,
         Err(e) => return fail(&format!("{source}: {e}")),
     };
@@ -76,9 +76,16 @@ pub fn run(args: Args) -> ExitCode {
             "failed_cas": failed_cas,
             "report": report,
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("a report serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("a report serializes")
+        );
     } else {
-        println!("history: {source} ({format}, {} events, {op_count} operations, {} keys)", history.len(), report.keys.len());
+        println!(
+            "history: {source} ({format}, {} events, {op_count} operations, {} keys)",
+            history.len(),
+            report.keys.len()
+        );
         println!("model:   {} (failed cas: {failed_cas:?})", model.name());
         print_summary(&report, started.elapsed());
     }
@@ -98,11 +105,25 @@ fn print_summary(report: &Report, total: Duration) {
     let headline = match report.verdict {
         Verdict::Valid => "VALID: the history is linearizable".to_string(),
         Verdict::Invalid => "INVALID: the history is not linearizable".to_string(),
-        Verdict::Unknown => format!("UNKNOWN: {}", report.reason.as_deref().unwrap_or("the check did not finish")),
+        Verdict::Unknown => format!(
+            "UNKNOWN: {}",
+            report
+                .reason
+                .as_deref()
+                .unwrap_or("the check did not finish")
+        ),
     };
     println!("verdict: {headline}");
-    println!("checked in {:.1} ms ({:.1} ms with reading)", report.elapsed_ms, total.as_secs_f64() * 1e3);
-    let undecided: Vec<_> = report.keys.iter().filter(|k| k.verdict == Verdict::Unknown).collect();
+    println!(
+        "checked in {:.1} ms ({:.1} ms with reading)",
+        report.elapsed_ms,
+        total.as_secs_f64() * 1e3
+    );
+    let undecided: Vec<_> = report
+        .keys
+        .iter()
+        .filter(|k| k.verdict == Verdict::Unknown)
+        .collect();
     if report.verdict == Verdict::Unknown {
         for key in undecided.iter().take(5) {
             println!("  {}", key.reason.as_deref().unwrap_or("undecided"));
@@ -115,7 +136,11 @@ fn print_summary(report: &Report, total: Duration) {
 
 fn print_counterexample(c: &Counterexample) {
     const SHOWN: usize = 10;
-    let key = c.key.as_deref().map(|k| format!(" for key {k:?}")).unwrap_or_default();
+    let key = c
+        .key
+        .as_deref()
+        .map(|k| format!(" for key {k:?}"))
+        .unwrap_or_default();
     println!("\ncounterexample{key}:");
     if let Some(blocked) = &c.blocked {
         println!("  cannot be linearized: {blocked}");
@@ -124,7 +149,11 @@ fn print_counterexample(c: &Counterexample) {
     println!(
         "  longest partial linearization: {} operations{}",
         c.partial.len(),
-        if skipped > 0 { format!(", the last {SHOWN} shown") } else { String::new() }
+        if skipped > 0 {
+            format!(", the last {SHOWN} shown")
+        } else {
+            String::new()
+        }
     );
     for step in &c.partial[skipped..] {
         println!("    {:<60} state {}", step.op.to_string(), step.state);
@@ -132,7 +161,11 @@ fn print_counterexample(c: &Counterexample) {
     println!(
         "  minimal sub-history: {} operations that cannot be linearized on their own{}:",
         c.minimal.len(),
-        if c.minimal_is_one_minimal { "" } else { " (shrinking stopped at its time budget)" }
+        if c.minimal_is_one_minimal {
+            ""
+        } else {
+            " (shrinking stopped at its time budget)"
+        }
     );
     for op in &c.minimal {
         println!("    {op}");

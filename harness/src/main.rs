@@ -18,7 +18,11 @@ pub mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "splitbrain", version, about = "Linearizability testing for replicated stores")]
+#[command(
+    name = "splitbrain",
+    version,
+    about = "Linearizability testing for replicated stores"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,7 +42,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // --help and --version are not errors; everything else is bad usage.
-            return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { exit::VALID });
+            return ExitCode::from(if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::VALID
+            });
         }
     };
     match cli.command {
