@@ -124,7 +124,11 @@ impl std::error::Error for ParseError {}
 
 impl ParseError {
     pub fn new(path: impl Into<String>, line: usize, message: impl Into<String>) -> Self {
-        ParseError { path: path.into(), line, message: message.into() }
+        ParseError {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -166,7 +170,11 @@ impl History {
                 continue;
             }
             let event: Event = serde_json::from_str(&line).map_err(|e| {
-                ParseError::new(path, number, format!("expected a history event as a JSON object: {e}"))
+                ParseError::new(
+                    path,
+                    number,
+                    format!("expected a history event as a JSON object: {e}"),
+                )
             })?;
             history.events.push(event);
         }
@@ -176,7 +184,8 @@ impl History {
     /// Reads a JSON Lines history from a file.
     pub fn read_jsonl_file(path: &Path) -> Result<History, ParseError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| ParseError::new(&name, 0, format!("cannot open: {e}")))?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| ParseError::new(&name, 0, format!("cannot open: {e}")))?;
         History::read_jsonl(io::BufReader::new(file), &name)
     }
 
@@ -200,7 +209,10 @@ pub struct JsonlWriter<W: Write> {
 
 impl<W: Write> JsonlWriter<W> {
     pub fn new(out: W) -> Self {
-        JsonlWriter { out, buf: Vec::with_capacity(256) }
+        JsonlWriter {
+            out,
+            buf: Vec::with_capacity(256),
+        }
     }
 
     pub fn append(&mut self, event: &Event) -> io::Result<()> {
@@ -299,7 +311,9 @@ impl<'de> Deserialize<'de> for Process {
                 Ok(Process::Client(n))
             }
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Process, E> {
-                u64::try_from(n).map(Process::Client).map_err(|_| E::custom("a process number cannot be negative"))
+                u64::try_from(n)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom("a process number cannot be negative"))
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Process, E> {
                 match s {
@@ -337,14 +351,33 @@ mod tests {
     use super::*;
 
     fn event(kind: EventType, process: Process, f: Func, value: Value) -> Event {
-        Event { index: 0, time: 0, kind, process, f, key: Some("k".into()), value, error: None }
+        Event {
+            index: 0,
+            time: 0,
+            kind,
+            process,
+            f,
+            key: Some("k".into()),
+            value,
+            error: None,
+        }
     }
 
     #[test]
     fn jsonl_round_trip() {
         let mut h = History::new();
-        h.push(event(EventType::Invoke, Process::Client(3), Func::Cas, Value::List(vec![Value::Int(1), Value::Int(2)])));
-        h.push(event(EventType::Info, Process::Nemesis, Func::Other("partition".into()), Value::Str("ring".into())));
+        h.push(event(
+            EventType::Invoke,
+            Process::Client(3),
+            Func::Cas,
+            Value::List(vec![Value::Int(1), Value::Int(2)]),
+        ));
+        h.push(event(
+            EventType::Info,
+            Process::Nemesis,
+            Func::Other("partition".into()),
+            Value::Str("ring".into()),
+        ));
         let mut fail = event(EventType::Fail, Process::Client(3), Func::Cas, Value::Nil);
         fail.error = Some("compare-failed".into());
         h.push(fail);

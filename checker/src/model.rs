@@ -53,7 +53,10 @@ pub trait Model: Send + Sync {
     /// shape, if this model has one: `Some(Ok(()))` linearizable,
     /// `Some(Err(indexes))` not, with the indexes of a small sub-history that is
     /// not linearizable on its own; `None` when it does not apply.
-    fn fast_check(&self, _steps: &[crate::search::Timed<Self::Step>]) -> Option<Result<(), Vec<usize>>> {
+    fn fast_check(
+        &self,
+        _steps: &[crate::search::Timed<Self::Step>],
+    ) -> Option<Result<(), Vec<usize>>> {
         None
     }
 
@@ -84,9 +87,14 @@ pub struct Register {
 pub enum RegisterStep {
     Read(Value),
     Write(Value),
-    Cas { from: Value, to: Value },
+    Cas {
+        from: Value,
+        to: Value,
+    },
     /// A failed cas read as an observation: the value was not `from`.
-    CasFailed { from: Value },
+    CasFailed {
+        from: Value,
+    },
 }
 
 impl Model for Register {
@@ -111,12 +119,21 @@ impl Model for Register {
                 };
                 match (outcome, self.failed_cas) {
                     (Outcome::Fail, FailedCas::Ignore) => return Ok(None),
-                    (Outcome::Fail, FailedCas::Observe) => RegisterStep::CasFailed { from: from.clone() },
-                    _ => RegisterStep::Cas { from: from.clone(), to: to.clone() },
+                    (Outcome::Fail, FailedCas::Observe) => {
+                        RegisterStep::CasFailed { from: from.clone() }
+                    }
+                    _ => RegisterStep::Cas {
+                        from: from.clone(),
+                        to: to.clone(),
+                    },
                 }
             }
             (f, _) => {
-                let known = if self.cas { "read, write and cas" } else { "read and write (use the cas-register model for cas)" };
+                let known = if self.cas {
+                    "read, write and cas"
+                } else {
+                    "read and write (use the cas-register model for cas)"
+                };
                 return Err(format!("the register model knows {known}, not {f}"));
             }
         };
@@ -153,7 +170,10 @@ impl Model for Register {
         matches!(step, RegisterStep::Read(v) | RegisterStep::Cas { from: v, .. } if *v != Value::Nil)
     }
 
-    fn fast_check(&self, steps: &[crate::search::Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
+    fn fast_check(
+        &self,
+        steps: &[crate::search::Timed<RegisterStep>],
+    ) -> Option<Result<(), Vec<usize>>> {
         crate::zones::check(steps)
     }
 

@@ -86,11 +86,12 @@ impl<'m, M: Model> Interner<'m, M> {
     }
 }
 
-/// A visited configuration: which operations are linearized, and the state.
+/// A visited configuration: which operations are linearized (a bitset stored
+/// in the search's arena at `at`), and the state.
 struct Config {
     hash: u64,
     state: u32,
-    bits: Box<[u64]>,
+    at: usize,
 }
 
 /// The table key of a configuration: the bitset's Zobrist hash mixed with the state.
@@ -136,6 +137,9 @@ pub struct Search {
     twin: Vec<Option<u32>>,
     zobrist: Vec<u64>,
     bits: Vec<u64>,
+    /// The bitsets of visited configurations, back to back: one allocation
+    /// for all of them instead of one each.
+    arena: Vec<u64>,
     hash: u64,
     /// Looked up by hash and compared in place, so a repeat visit allocates nothing.
     visited: hashbrown::HashTable<Config>,
@@ -201,6 +205,7 @@ impl Search {
             twin,
             zobrist,
             bits: vec![0; n.div_ceil(64)],
+            arena: Vec::new(),
             hash: 0,
             visited: hashbrown::HashTable::new(),
             stack: Vec::new(),
@@ -216,7 +221,7 @@ impl Search {
     }
 
     pub fn bytes(&self) -> usize {
-        self.visited.len() * (self.bits.len() * 8 + 48) + self.next.len() * 8
+        self.arena.capacity() * 8 + self.visited.capacity() * 24 + self.next.len() * 8
     }
 
     fn is_set(&self, i: usize) -> bool {
@@ -300,12 +305,11 @@ impl Search {
             }
             self.flip(i);
             let hash = config_hash(self.hash, state);
-            let bits = &self.bits;
-            match self.visited.entry(
-                hash,
-                |c| c.hash == hash && c.state == state && *c.bits == **bits,
-                |c| c.hash,
-            ) {
+            let (bits, arena) = (&self.bits, &mut self.arena);
+            let same = |c: &Config| {
+                c.hash == hash && c.state == state && arena[c.at..c.at + bits.len()] == bits[..]
+            };
+            match self.visited.entry(hash, same, |c| c.hash) {
                 hashbrown::hash_table::Entry::Occupied(_) => {
                     self.flip(i);
                     continue;
@@ -314,8 +318,9 @@ impl Search {
                     slot.insert(Config {
                         hash,
                         state,
-                        bits: bits.clone().into_boxed_slice(),
+                        at: arena.len(),
                     });
+                    arena.extend_from_slice(bits);
                 }
             }
             self.stack.push(Frame {

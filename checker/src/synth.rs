@@ -63,9 +63,19 @@ pub fn register_history(spec: &Spec) -> History {
                 invoked += 1;
                 let read = rng.gen_bool(spec.read_ratio);
                 let key = rng.gen_range(0..registers.len());
-                let (f, value) = if read { (Func::Read, Value::Nil) } else { (Func::Write, Value::Int(next_value)) };
+                let (f, value) = if read {
+                    (Func::Read, Value::Nil)
+                } else {
+                    (Func::Write, Value::Int(next_value))
+                };
                 next_value += 1;
-                let p = Pending { process: process_of[c], f, key, value, applied: false };
+                let p = Pending {
+                    process: process_of[c],
+                    f,
+                    key,
+                    value,
+                    applied: false,
+                };
                 emit(&mut history, EventType::Invoke, &p, p.value.clone());
                 clients[c] = Some(p);
             }
