@@ -86,6 +86,15 @@ fn exhausted_time_budget_is_unknown_not_valid() {
 }
 
 #[test]
+fn exhausted_memory_budget_is_unknown_not_valid() {
+    let out = splitbrain(&["check", "--memory-limit", "0", &corpus("kv/c50-ok.txt")]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("UNKNOWN: memory budget of 0 MiB exhausted"), "{said}");
+    assert!(said.contains("operations linearized on the current path"), "says how far it got: {said}");
+}
+
+#[test]
 fn malformed_input_names_file_and_line() {
     let path = temp_file(
         "broken.jsonl",
