@@ -269,26 +269,30 @@ fn compile<M: Model>(
     ops: &[Operation],
     members: &[usize],
 ) -> Result<Vec<Timed<M::Step>>, ModelError> {
-    let mut steps = Vec::with_capacity(members.len());
-    for &i in members {
-        let op = &ops[i];
-        match model.compile(op) {
-            Ok(Some(step)) => steps.push(Timed {
-                step,
-                call: op.call,
-                ret: op.ret,
-                op: i,
-            }),
-            Ok(None) => {}
-            Err(message) => {
-                return Err(ModelError {
+    use rayon::prelude::*;
+    // In parallel: for a million operations this is most of a check's time.
+    // Rayon's collect keeps the order.
+    members
+        .par_iter()
+        .with_min_len(4096)
+        .filter_map(|&i| {
+            let op = &ops[i];
+            match model.compile(op) {
+                Ok(step) => step.map(|step| {
+                    Ok(Timed {
+                        step,
+                        call: op.call,
+                        ret: op.ret,
+                        op: i,
+                    })
+                }),
+                Err(message) => Some(Err(ModelError {
                     op: op.clone(),
                     message,
-                })
+                })),
             }
-        }
-    }
-    Ok(steps)
+        })
+        .collect()
 }
 
 /// Step 2 of the pipeline. Both rules need, per observer, the producers it

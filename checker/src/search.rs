@@ -148,6 +148,9 @@ pub struct Search {
     cur: u32,
     pass: u8,
     remaining: usize,
+    /// Indeterminate steps not placed: when none are, the second pass over a
+    /// window has nothing to find.
+    open_indeterminate: usize,
     ends: FxHashSet<u32>,
     resume: bool,
     pub steps_taken: u64,
@@ -213,6 +216,7 @@ impl Search {
             cur: next_of_head(&events, tail),
             pass: 1,
             remaining,
+            open_indeterminate: n - remaining,
             ends: FxHashSet::default(),
             resume: false,
             steps_taken: 0,
@@ -281,7 +285,7 @@ impl Search {
             let node = self.cur;
             if node == 0 || node > n {
                 // A return (or the end) closes the window of candidates.
-                if self.pass == 1 {
+                if self.pass == 1 && self.open_indeterminate > 0 {
                     self.pass = 2;
                     self.cur = self.next[0];
                 } else if !self.backtrack() {
@@ -331,6 +335,7 @@ impl Search {
             self.state = state;
             self.lift(node, self.return_node(i));
             self.remaining -= usize::from(!indeterminate);
+            self.open_indeterminate -= usize::from(indeterminate);
             self.cur = self.next[0];
             self.pass = 1;
         }
@@ -352,6 +357,7 @@ impl Search {
         self.unlift(frame.node, self.return_node(i));
         self.flip(i);
         self.remaining += usize::from(self.definite[i]);
+        self.open_indeterminate += usize::from(!self.definite[i]);
         self.state = frame.state;
         self.pass = frame.pass;
         self.cur = self.next[frame.node as usize];

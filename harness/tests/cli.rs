@@ -90,8 +90,14 @@ fn exhausted_memory_budget_is_unknown_not_valid() {
     let out = splitbrain(&["check", "--memory-limit", "0", &corpus("kv/c50-ok.txt")]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
-    assert!(said.contains("UNKNOWN: memory budget of 0 MiB exhausted"), "{said}");
-    assert!(said.contains("operations linearized on the current path"), "says how far it got: {said}");
+    assert!(
+        said.contains("UNKNOWN: memory budget of 0 MiB exhausted"),
+        "{said}"
+    );
+    assert!(
+        said.contains("operations linearized on the current path"),
+        "says how far it got: {said}"
+    );
 }
 
 #[test]

@@ -1,0 +1,580 @@
+//! The HTTP server: the client key-value API, `/status`, and the Raft RPC endpoints, all on one
+//! port. See the crate documentation (main.rs) for the API and error-code tables.
+//!
+//! Every client request runs under one deadline and records how far it got ([`Progress`]), so
+//! that a request cut off by the deadline is answered with the right code: never sent anywhere
+//! (`no-leader`, definitely not applied), proposed to the local log (`timeout` / `leader-lost`,
+//! outcome unknown) or forwarded to the leader (`timeout`, outcome unknown).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::{Raft, ServerState};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use crate::store::{self, AppendWaiters, NodeId, Op, Request, StateMachine, TypeConfig};
+
+/// Marks a request forwarded by another node, so that it is never forwarded a second time.
+pub const FORWARDED_HEADER: &str = "x-raftkv-forwarded";
+/// On every response: the id of the node that served the request.
+pub const NODE_HEADER: &str = "x-raftkv-node";
+
+/// The bug switches (`--bug NAME`), all off by default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bugs {
+    pub stale_read: bool,
+    pub lost_write: bool,
+    pub racy_cas: bool,
+}
+
+/// Shared state of one node's HTTP server.
+pub struct Node {
+    pub id: NodeId,
+    pub raft: Raft<TypeConfig>,
+    /// Read handle on the state machine that openraft owns.
+    pub sm: StateMachine,
+    /// Client-API address of every member, from `--cluster`.
+    pub peers: BTreeMap<NodeId, String>,
+    pub client: reqwest::Client,
+    pub bugs: Bugs,
+    pub request_timeout: Duration,
+    /// Pause between the read and the write of a `racy-cas` CAS, to widen the race on purpose.
+    pub racy_cas_delay: Duration,
+    pub waiters: AppendWaiters,
+}
+
+type App = Arc<Node>;
+
+pub fn router(app: App) -> Router {
+    // The Consul KV subset (`/v1/kv/...`) will be one more `.merge(...)` over the same `Node`.
+    Router::new()
+        .merge(kv_routes())
+        .merge(raft_routes())
+        .route("/status", get(status))
+        .with_state(app)
+}
+
+fn kv_routes() -> Router<App> {
+    Router::new()
+        .route("/kv/{key}", get(get_key).put(put_key))
+        .route("/kv/{key}/cas", post(cas_key))
+}
+
+fn raft_routes() -> Router<App> {
+    Router::new()
+        .route(APPEND_PATH, post(raft_append))
+        .route(VOTE_PATH, post(raft_vote))
+        .route(SNAPSHOT_PATH, post(raft_snapshot))
+        // Snapshot chunks and entry batches are larger than axum's 2 MB default.
+        .layer(DefaultBodyLimit::max(256 << 20))
+}
+
+/// An error answer: `{"code", "message"}` plus the serving node, and for `compare-failed` the
+/// current value.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    value: Option<Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            value: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    fn into_response(self, node: NodeId) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message, "node": node});
+        if let Some(v) = self.value {
+            body["value"] = v;
+        }
+        with_node((self.status, Json(body)).into_response(), node)
+    }
+}
+
+fn with_node(mut resp: Response, node: NodeId) -> Response {
+    resp.headers_mut()
+        .insert(NODE_HEADER, HeaderValue::from(node));
+    resp
+}
+
+fn ok(node: NodeId, body: Value) -> Response {
+    with_node((StatusCode::OK, Json(body)).into_response(), node)
+}
+
+/// How far a client request got, read when its deadline cuts it off.
+#[derive(Default)]
+struct Progress {
+    stage: AtomicU8,
+    /// The term in which this node proposed the entry (stage `PROPOSED`).
+    term: AtomicU64,
+}
+
+const STARTED: u8 = 0;
+const PROPOSED: u8 = 1;
+const FORWARDED: u8 = 2;
+
+impl Progress {
+    fn set(&self, stage: u8) {
+        self.stage.store(stage, Ordering::SeqCst);
+    }
+
+    fn proposed(&self, term: u64) {
+        self.term.store(term, Ordering::SeqCst);
+        self.set(PROPOSED);
+    }
+}
+
+/// A parsed client request. The raw body is kept for forwarding.
+enum Kind {
+    Get { key: String },
+    Put { key: String, value: Value },
+    Cas { key: String, from: Value, to: Value },
+}
+
+struct Incoming {
+    method: Method,
+    path: String,
+    body: Bytes,
+    forwarded: bool,
+}
+
+/// The local attempt could not serve the request: retry after leadership settles.
+struct NotLeader;
+
+async fn get_key(State(app): State<App>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    let incoming = Incoming::new(Method::GET, format!("/kv/{key}"), Bytes::new(), &headers);
+    serve(app, Ok(Kind::Get { key }), incoming).await
+}
+
+#[derive(Deserialize)]
+struct PutBody {
+    value: Value,
+}
+
+#[derive(Deserialize)]
+struct CasBody {
+    from: Value,
+    to: Value,
+}
+
+async fn put_key(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kind = serde_json::from_slice::<PutBody>(&body)
+        .map(|b| Kind::Put {
+            key: key.clone(),
+            value: b.value,
+        })
+        .map_err(|e| ApiError::bad_request(format!("expected a JSON body {{\"value\": V}}: {e}")));
+    let incoming = Incoming::new(Method::PUT, format!("/kv/{key}"), body, &headers);
+    serve(app, kind, incoming).await
+}
+
+async fn cas_key(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kind = serde_json::from_slice::<CasBody>(&body)
+        .map(|b| Kind::Cas {
+            key: key.clone(),
+            from: b.from,
+            to: b.to,
+        })
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "expected a JSON body {{\"from\": V, \"to\": V}}: {e}"
+            ))
+        });
+    let incoming = Incoming::new(Method::POST, format!("/kv/{key}/cas"), body, &headers);
+    serve(app, kind, incoming).await
+}
+
+impl Incoming {
+    fn new(method: Method, path: String, body: Bytes, headers: &HeaderMap) -> Self {
+        Incoming {
+            method,
+            path,
+            body,
+            forwarded: headers.contains_key(FORWARDED_HEADER),
+        }
+    }
+}
+
+/// Runs one client request under the server-side deadline.
+async fn serve(app: App, kind: Result<Kind, ApiError>, incoming: Incoming) -> Response {
+    let kind = match kind {
+        Ok(k) => k,
+        Err(e) => return e.into_response(app.id),
+    };
+    let progress = Progress::default();
+    let result = tokio::time::timeout(
+        app.request_timeout,
+        handle(&app, &kind, &incoming, &progress),
+    )
+    .await;
+    match result {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => e.into_response(app.id),
+        Err(_) => deadline_error(&app, &progress).into_response(app.id),
+    }
+}
+
+fn deadline_error(app: &Node, progress: &Progress) -> ApiError {
+    let ms = app.request_timeout.as_millis();
+    match progress.stage.load(Ordering::SeqCst) {
+        STARTED => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-leader",
+            format!("no leader (or no quorum) within {ms} ms; the request was not sent anywhere"),
+        ),
+        PROPOSED => {
+            let m = app.raft.metrics().borrow().clone();
+            let term = progress.term.load(Ordering::SeqCst);
+            if m.current_term != term || m.state != ServerState::Leader {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "leader-lost",
+                    format!(
+                        "this node proposed the entry as leader of term {term} but lost the \
+                         leadership before it committed; it may still be applied"
+                    ),
+                )
+            } else {
+                timeout_error(ms)
+            }
+        }
+        _ => timeout_error(ms),
+    }
+}
+
+fn timeout_error(ms: u128) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        format!("no outcome within {ms} ms; the request may or may not be applied"),
+    )
+}
+
+async fn handle(
+    app: &App,
+    kind: &Kind,
+    incoming: &Incoming,
+    progress: &Progress,
+) -> Result<Response, ApiError> {
+    if let (Kind::Get { key }, true) = (kind, app.bugs.stale_read) {
+        // BUG stale-read: no read barrier and no forwarding.
+        return read_local(app, key);
+    }
+    loop {
+        let leader = wait_for_leader(&app.raft).await;
+        if leader != app.id {
+            if incoming.forwarded {
+                return Err(ApiError::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "not-leader",
+                    format!("forwarded here but the leader is node {leader}; not applied, retry"),
+                ));
+            }
+            progress.set(FORWARDED);
+            return forward(app, leader, incoming).await;
+        }
+        match execute(app, kind, progress).await {
+            Err(NotLeader) => {
+                // Leadership moved under us before anything was committed (a truncated entry is
+                // never applied), so starting over is safe.
+                progress.set(STARTED);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(result) => return result,
+        }
+    }
+}
+
+async fn wait_for_leader(raft: &Raft<TypeConfig>) -> NodeId {
+    let mut rx = raft.metrics();
+    loop {
+        if let Some(leader) = rx.borrow_and_update().current_leader {
+            return leader;
+        }
+        if rx.changed().await.is_err() {
+            // Raft is shutting down; the request deadline will answer.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn read_local(app: &Node, key: &str) -> Result<Response, ApiError> {
+    match app.sm.get(key) {
+        Ok(Some(value)) => Ok(ok(app.id, json!({"value": value, "node": app.id}))),
+        Ok(None) => Err(not_found(key)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn not_found(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("key {key:?} does not exist"),
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("{e}; the request may or may not be applied, see the node's log"),
+    )
+}
+
+/// Serves the request on this node, which believes it is the leader.
+async fn execute(
+    app: &App,
+    kind: &Kind,
+    progress: &Progress,
+) -> Result<Result<Response, ApiError>, NotLeader> {
+    match kind {
+        Kind::Get { key } => loop {
+            match app.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(read_local(app, key)),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                    return Err(NotLeader)
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                    // No quorum answered the heartbeat round: retry until the deadline.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(RaftError::Fatal(e)) => return Ok(Err(internal(e))),
+            }
+        },
+        Kind::Put { key, value } => {
+            let op = Op::Put {
+                key: key.clone(),
+                value: value.clone(),
+            };
+            let result = if app.bugs.lost_write {
+                propose_lost_write(app, op, progress).await?
+            } else {
+                propose(app, op, progress).await?
+            };
+            Ok(result.map(|_| ok(app.id, json!({"node": app.id}))))
+        }
+        Kind::Cas { key, from, to } if app.bugs.racy_cas => {
+            // BUG racy-cas: compare against local state, then write unconditionally.
+            match app.sm.get(key) {
+                Err(e) => return Ok(Err(internal(e))),
+                Ok(None) => return Ok(Err(not_found(key))),
+                Ok(Some(cur)) if cur != *from => return Ok(Err(compare_failed(cur))),
+                Ok(Some(_)) => {}
+            }
+            tokio::time::sleep(app.racy_cas_delay).await;
+            let op = Op::Put {
+                key: key.clone(),
+                value: to.clone(),
+            };
+            let result = propose(app, op, progress).await?;
+            Ok(result.map(|_| ok(app.id, json!({"node": app.id}))))
+        }
+        Kind::Cas { key, from, to } => {
+            let op = Op::Cas {
+                key: key.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            };
+            Ok(match propose(app, op, progress).await? {
+                Ok(store::Response::Swapped) => Ok(ok(app.id, json!({"node": app.id}))),
+                Ok(store::Response::CompareFailed { current }) => Err(compare_failed(current)),
+                Ok(store::Response::NotFound) => Err(not_found(key)),
+                Ok(store::Response::Done) => Err(internal("CAS applied as a plain entry")),
+                Err(e) => Err(e),
+            })
+        }
+    }
+}
+
+fn compare_failed(current: Value) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::CONFLICT,
+        "compare-failed",
+        "the current value differs from \"from\"; nothing was written",
+    );
+    e.value = Some(current);
+    e
+}
+
+fn current_term(app: &Node) -> u64 {
+    app.raft.metrics().borrow().current_term
+}
+
+/// Proposes `op` and waits until it is committed and applied.
+async fn propose(
+    app: &App,
+    op: Op,
+    progress: &Progress,
+) -> Result<Result<store::Response, ApiError>, NotLeader> {
+    progress.proposed(current_term(app));
+    let req = Request {
+        id: store::unique_id(),
+        op,
+    };
+    match app.raft.client_write(req).await {
+        Ok(resp) => Ok(Ok(resp.data)),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(NotLeader),
+        Err(RaftError::APIError(e)) => Ok(Err(internal(e))),
+        Err(RaftError::Fatal(e)) => Ok(Err(internal(e))),
+    }
+}
+
+/// BUG lost-write: answers as soon as the entry is durable in the leader's own log (or commits,
+/// whichever comes first), without waiting for a quorum.
+async fn propose_lost_write(
+    app: &App,
+    op: Op,
+    progress: &Progress,
+) -> Result<Result<store::Response, ApiError>, NotLeader> {
+    let id = store::unique_id();
+    let (tx, appended) = tokio::sync::oneshot::channel();
+    app.waiters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, tx);
+    progress.proposed(current_term(app));
+    let result = match app.raft.client_write_ff(Request { id, op }).await {
+        Err(e) => Ok(Err(internal(e))),
+        Ok(committed) => tokio::select! {
+            _ = appended => Ok(Ok(store::Response::Done)),
+            res = committed => match res {
+                Ok(Ok(resp)) => Ok(Ok(resp.data)),
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(NotLeader),
+                Ok(Err(e)) => Ok(Err(internal(e))),
+                Err(e) => Ok(Err(internal(e))),
+            },
+        },
+    };
+    app.waiters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    result
+}
+
+/// Proxies the request to the leader and relays its answer unchanged.
+async fn forward(app: &App, leader: NodeId, incoming: &Incoming) -> Result<Response, ApiError> {
+    let Some(addr) = app.peers.get(&leader) else {
+        return Err(internal(format!("leader {leader} is not in --cluster")));
+    };
+    let resp = app
+        .client
+        .request(
+            incoming.method.clone(),
+            format!("http://{addr}{}", incoming.path),
+        )
+        .header(FORWARDED_HEADER, app.id)
+        .header("content-type", "application/json")
+        .body(incoming.body.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "leader-unreachable",
+                    format!("could not connect to leader {leader} at {addr}; not applied: {e}"),
+                )
+            } else {
+                forward_failed(leader, e)
+            }
+        })?;
+    let status = resp.status();
+    let node = resp.headers().get(NODE_HEADER).cloned();
+    let body = resp.bytes().await.map_err(|e| forward_failed(leader, e))?;
+    let mut out = (status, body).into_response();
+    out.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if let Some(node) = node {
+        out.headers_mut().insert(NODE_HEADER, node);
+    }
+    Ok(out)
+}
+
+fn forward_failed(leader: NodeId, e: reqwest::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "forward-failed",
+        format!("forwarded to leader {leader} but got no answer; outcome unknown: {e}"),
+    )
+}
+
+async fn status(State(app): State<App>) -> Response {
+    let m = app.raft.metrics().borrow().clone();
+    let commit = app
+        .raft
+        .with_raft_state(|st| st.committed.map(|c| c.index))
+        .await
+        .ok()
+        .flatten();
+    let role = match m.state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    };
+    ok(
+        app.id,
+        json!({
+            "id": app.id,
+            "role": role,
+            "term": m.current_term,
+            "leader": m.current_leader,
+            "last_log_index": m.last_log_index,
+            "commit_index": commit,
+            "applied_index": m.last_applied.map(|l| l.index),
+        }),
+    )
+}
+
+async fn raft_append(
+    State(app): State<App>,
+    Json(req): Json<AppendEntriesRequest<TypeConfig>>,
+) -> Response {
+    Json(app.raft.append_entries(req).await).into_response()
+}
+
+async fn raft_vote(State(app): State<App>, Json(req): Json<VoteRequest<NodeId>>) -> Response {
+    Json(app.raft.vote(req).await).into_response()
+}
+
+async fn raft_snapshot(
+    State(app): State<App>,
+    Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
+) -> Response {
+    Json(app.raft.install_snapshot(req).await).into_response()
+}
