@@ -116,10 +116,11 @@ pub fn operations(history: &History, source: &str) -> Result<Vec<Operation>, Par
             }
             kind => {
                 let Some(id) = pending.remove(&process) else {
-                    return Err(problem(
-                        format!("a {kind:?} completion with no invocation before it")
-                            .to_lowercase(),
-                    ));
+                    let article = if kind == EventType::Fail { "a" } else { "an" };
+                    return Err(problem(format!(
+                        "{article} `{}` completion with no invocation before it",
+                        format!("{kind:?}").to_lowercase()
+                    )));
                 };
                 let op = &mut ops[id];
                 if op.f != event.f {
@@ -168,4 +169,72 @@ pub fn partition_by_key(ops: &[Operation]) -> Vec<(Option<&str>, Vec<usize>)> {
         parts[slot].1.push(i);
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Event;
+
+    fn history(events: &[(EventType, u64, Func, Value)]) -> History {
+        let mut h = History::new();
+        for (kind, process, f, value) in events {
+            h.push(Event {
+                index: 0,
+                time: h.len() as u64 * 10,
+                kind: *kind,
+                process: Process::Client(*process),
+                f: f.clone(),
+                key: None,
+                value: value.clone(),
+                error: None,
+            });
+        }
+        h
+    }
+
+    #[test]
+    fn pairs_completions_and_leaves_the_unfinished_open() {
+        use EventType::*;
+        let h = history(&[
+            (Invoke, 1, Func::Write, Value::Int(1)),
+            (Invoke, 2, Func::Read, Value::Nil),
+            (Ok, 2, Func::Read, Value::Int(1)),
+            (Info, 1, Func::Write, Value::Int(1)),
+            (Invoke, 3, Func::Write, Value::Int(2)),
+            // Process 3 invokes again without completing: the first stays open.
+            (Invoke, 3, Func::Write, Value::Int(3)),
+            (Fail, 3, Func::Write, Value::Int(3)),
+        ]);
+        let ops = operations(&h, "h").unwrap();
+        assert_eq!(ops.len(), 4);
+        assert_eq!((ops[0].outcome, ops[0].ret), (Outcome::Info, None));
+        assert_eq!(
+            (ops[1].outcome, ops[1].output.clone(), ops[1].ret),
+            (Outcome::Ok, Value::Int(1), Some(2))
+        );
+        assert_eq!((ops[2].outcome, ops[2].ret), (Outcome::Info, None));
+        assert_eq!((ops[3].outcome, ops[3].ret), (Outcome::Fail, Some(6)));
+    }
+
+    #[test]
+    fn broken_pairings_are_errors() {
+        use EventType::*;
+        let orphan = history(&[(Ok, 4, Func::Read, Value::Int(1))]);
+        let e = operations(&orphan, "h.jsonl").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "h.jsonl: event 0 (process 4): an `ok` completion with no invocation before it"
+        );
+        let mismatch = history(&[
+            (Invoke, 1, Func::Read, Value::Nil),
+            (Ok, 1, Func::Write, Value::Int(1)),
+        ]);
+        let e = operations(&mismatch, "h.jsonl").unwrap_err();
+        assert!(
+            e.message
+                .contains("completes write but the process invoked read"),
+            "{e}"
+        );
+    }
 }
