@@ -398,16 +398,24 @@ impl<'m, M: Model> Partition<'m, M> {
     }
 
     fn prepare(&mut self, model: &M, fast: bool) {
-        simplify(model, &mut self.steps);
         if self.steps.is_empty() {
             self.outcome = Some(true);
             self.method = Method::Trivial;
             return;
         }
+        // The fast path sees the steps as recorded: it handles indeterminate
+        // operations itself, and its witness must hold with the recorded
+        // returns, not with returns `simplify` pulled in.
         if let Some(result) = model.fast_check(&self.steps).filter(|_| fast) {
             self.method = Method::FastPath;
             self.outcome = Some(result.is_ok());
             self.fast_witness = result.err();
+            return;
+        }
+        simplify(model, &mut self.steps);
+        if self.steps.is_empty() {
+            self.outcome = Some(true);
+            self.method = Method::Trivial;
             return;
         }
         self.method = Method::Search;

@@ -1,31 +1,27 @@
-//! The polynomial fast path for read/write registers whose written values are
-//! all distinct (Gibbons and Korach's read-mapping check, "zones").
+//! The polynomial fast path for registers whose written values are all
+//! distinct: Gibbons and Korach's read-mapping check ("zones"), extended from
+//! read/write to compare-and-set.
 //!
-//! With unique values every read names the one write it saw, so reads and
-//! their write form a cluster per value. A cluster whose earliest return comes
-//! before its latest call must hold the register for the whole gap between the
-//! two: a *forward zone*. One whose ops all overlap can take effect at a single
-//! instant inside its *backward zone*. The history is linearizable exactly when
-//! no read returns before its write is called, no two forward zones overlap,
-//! and no backward zone lies inside a forward zone. Sorting the zones makes
-//! this O(n log n).
+//! With unique values every read names the one operation that produced the
+//! value it saw, so the *versions* of the register are known. A cas from `a`
+//! to `b` ends `a`'s lifetime exactly where `b`'s begins, so versions linked by
+//! cas form *chains* that must be alive back to back, while a plain write
+//! starts a new chain whose place among the others is free.
+//!
+//! A chain must be alive from the earliest return among its operations to the
+//! latest call: if the first comes before the second, that span is its
+//! *forward zone*; otherwise all its operations can take effect at one instant
+//! inside its *backward zone*. Then the history is linearizable exactly when
+//! each chain can be scheduled on its own (checked greedily, earliest point
+//! first), no two forward zones overlap, and no backward zone lies inside a
+//! forward zone. For read/write registers every chain is one version and this
+//! is Gibbons and Korach's theorem; the brute-force agreement tests cover the
+//! cas case. Sorting the zones makes it O(n log n).
 
 use crate::history::Value;
 use crate::model::RegisterStep;
 use crate::search::Timed;
 use rustc_hash::FxHashMap;
-
-/// A value's write and what its reads add up to, as step indexes (`NONE`
-/// when absent): four words, so a million clusters stay in cache-friendly
-/// arrays.
-#[derive(Clone, Copy)]
-struct Cluster {
-    write: u32,
-    /// Any read, the read returning first, and the member called last.
-    some_read: u32,
-    first_read_ret: u32,
-    last_call: u32,
-}
 
 const NONE: u32 = u32::MAX;
 
@@ -33,175 +29,389 @@ fn some(i: u32) -> Option<usize> {
     (i != NONE).then_some(i as usize)
 }
 
-impl Cluster {
-    const EMPTY: Cluster = Cluster {
-        write: NONE,
+/// One version: its producer (write or cas) and what its readers add up to,
+/// as step indexes, `NONE` when absent.
+#[derive(Clone, Copy)]
+struct Version {
+    producer: u32,
+    /// Any reader, the reader returning first, and the member called last.
+    some_read: u32,
+    first_read_ret: u32,
+    last_call: u32,
+    /// The cas that moved the register from this version to the next.
+    next: u32,
+}
+
+impl Version {
+    const EMPTY: Version = Version {
+        producer: NONE,
         some_read: NONE,
         first_read_ret: NONE,
         last_call: NONE,
+        next: NONE,
     };
+}
 
-    /// Adds step `i`; `None` when it is a second write of the value.
-    fn add(&mut self, i: usize, steps: &[Timed<RegisterStep>]) -> Option<()> {
+/// What a step does to the version of one value.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Produce,
+    Read,
+    CasFrom,
+}
+
+/// The versions, indexed by value, with for each step the version it
+/// produced and the one it observed.
+struct Versions {
+    all: Vec<Version>,
+    produced: Vec<u32>,
+    observed: Vec<u32>,
+    /// Two cas from one version: (version, first cas, second cas).
+    fork: Option<(usize, usize, usize)>,
+}
+
+impl Versions {
+    fn add(
+        &mut self,
+        slot: usize,
+        step: usize,
+        role: Role,
+        steps: &[Timed<RegisterStep>],
+    ) -> Option<()> {
         let ret = |i: u32| steps[i as usize].ret.unwrap_or(u64::MAX);
-        let i32 = i as u32;
-        if let RegisterStep::Write(_) = steps[i].step {
-            if self.write != NONE {
-                return None;
+        let v = &mut self.all[slot];
+        let s = step as u32;
+        match role {
+            Role::Produce => {
+                if v.producer != NONE {
+                    return None; // Not unique: the read-mapping is ambiguous.
+                }
+                v.producer = s;
+                self.produced[step] = slot as u32;
             }
-            self.write = i32;
-        } else {
-            if self.some_read == NONE {
-                self.some_read = i32;
+            Role::Read => {
+                if v.some_read == NONE {
+                    v.some_read = s;
+                }
+                if v.first_read_ret == NONE || ret(s) < ret(v.first_read_ret) {
+                    v.first_read_ret = s;
+                }
+                self.observed[step] = slot as u32;
             }
-            if self.first_read_ret == NONE || ret(i32) < ret(self.first_read_ret) {
-                self.first_read_ret = i32;
+            Role::CasFrom => {
+                if v.next != NONE {
+                    self.fork.get_or_insert((slot, v.next as usize, step));
+                } else {
+                    v.next = s;
+                }
+                self.observed[step] = slot as u32;
+                return Some(()); // Its call belongs to the version it produces.
             }
         }
-        if self.last_call == NONE || steps[i].call > steps[self.last_call as usize].call {
-            self.last_call = i32;
+        if v.last_call == NONE || steps[step].call > steps[v.last_call as usize].call {
+            v.last_call = s;
         }
         Some(())
     }
 }
 
-/// The clusters, and which one holds the initial value's reads; `None` when
-/// the history is not a unique-value read/write register history.
-fn clusters(steps: &[Timed<RegisterStep>]) -> Option<(Vec<Cluster>, Option<usize>)> {
+/// The values a step touches and how: at most two (a cas produces `to` and
+/// observes `from`).
+fn touches(step: &RegisterStep) -> [Option<(&Value, Role)>; 2] {
+    match step {
+        RegisterStep::Write(v) => [Some((v, Role::Produce)), None],
+        RegisterStep::Read(v) => [Some((v, Role::Read)), None],
+        RegisterStep::Cas { from, to } => [Some((to, Role::Produce)), Some((from, Role::CasFrom))],
+        RegisterStep::CasFailed { .. } => [None, None], // Refused before grouping.
+    }
+}
+
+/// Groups steps by value. `None` when the history is not a unique-value
+/// register history (or has failed-cas observations).
+fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
     if steps.len() >= NONE as usize {
         return None;
     }
-    let mut ints: Vec<(i64, u32)> = Vec::with_capacity(steps.len());
-    let mut initial = Cluster::EMPTY;
+    // (value, step, role) for each value a step touches; `Nil` is the initial version.
+    let mut ints: Vec<(i64, u32, Role)> = Vec::with_capacity(steps.len() + steps.len() / 2);
+    let mut nil: Vec<(u32, Role)> = Vec::new();
     let mut other = false;
     for (i, t) in steps.iter().enumerate() {
         match &t.step {
-            RegisterStep::Write(Value::Nil) => return None, // Ambiguous with the initial value.
-            RegisterStep::Read(Value::Nil) => initial.add(i, steps)?,
-            RegisterStep::Write(Value::Int(n)) | RegisterStep::Read(Value::Int(n)) => {
-                ints.push((*n, i as u32))
+            RegisterStep::CasFailed { .. } => return None, // "Not this value" does not name a version.
+            RegisterStep::Cas { from, to } if from == to => return None, // Not a new version.
+            _ => {}
+        }
+        for (value, role) in touches(&t.step).into_iter().flatten() {
+            match value {
+                Value::Nil if role == Role::Produce => return None, // Ambiguous with the initial value.
+                Value::Nil => nil.push((i as u32, role)),
+                Value::Int(n) => ints.push((*n, i as u32, role)),
+                _ => other = true,
             }
-            RegisterStep::Write(_) | RegisterStep::Read(_) => other = true,
-            RegisterStep::Cas { .. } | RegisterStep::CasFailed { .. } => return None,
         }
     }
-    let mut clusters = Vec::new();
-    let (low, high) = ints
-        .iter()
-        .fold((i64::MAX, i64::MIN), |(l, h), &(n, _)| (l.min(n), h.max(n)));
-    let span = (high as i128 - low as i128 + 1) as u128;
+    let mut versions = Versions {
+        all: Vec::new(),
+        produced: vec![NONE; steps.len()],
+        observed: vec![NONE; steps.len()],
+        fork: None,
+    };
+    let (low, high) = ints.iter().fold((i64::MAX, i64::MIN), |(l, h), &(n, ..)| {
+        (l.min(n), h.max(n))
+    });
+    let span = (high as i128 - low as i128 + 1).max(0) as u128;
     if other {
         // General values: group through a hash table.
         let mut index: FxHashMap<&Value, usize> = FxHashMap::default();
         for (i, t) in steps.iter().enumerate() {
-            let (RegisterStep::Write(v) | RegisterStep::Read(v)) = &t.step else {
-                unreachable!("checked above")
-            };
-            if *v != Value::Nil {
-                let slot = *index.entry(v).or_insert_with(|| {
-                    clusters.push(Cluster::EMPTY);
-                    clusters.len() - 1
+            for (value, role) in touches(&t.step)
+                .into_iter()
+                .flatten()
+                .filter(|(v, _)| **v != Value::Nil)
+            {
+                let slot = *index.entry(value).or_insert_with(|| {
+                    versions.all.push(Version::EMPTY);
+                    versions.all.len() - 1
                 });
-                clusters[slot].add(i, steps)?;
+                versions.add(slot, i, role, steps)?;
             }
         }
     } else if !ints.is_empty() && span <= 2 * ints.len() as u128 + 1024 {
         // Integers in a dense range, what test harnesses write: a table
         // indexed by value, filled in one pass.
-        clusters = vec![Cluster::EMPTY; span as usize];
-        for &(n, i) in &ints {
-            clusters[(n - low) as usize].add(i as usize, steps)?;
+        versions.all = vec![Version::EMPTY; span as usize];
+        for &(n, i, role) in &ints {
+            versions.add((n - low) as usize, i as usize, role, steps)?;
         }
     } else {
         // Sparse integers: sorting groups them with sequential memory access,
         // where a hash table of a million values misses the cache on every probe.
         ints.sort_unstable();
         for group in ints.chunk_by(|a, b| a.0 == b.0) {
-            let mut cluster = Cluster::EMPTY;
-            for &(_, i) in group {
-                cluster.add(i as usize, steps)?;
+            versions.all.push(Version::EMPTY);
+            let slot = versions.all.len() - 1;
+            for &(_, i, role) in group {
+                versions.add(slot, i as usize, role, steps)?;
             }
-            clusters.push(cluster);
         }
     }
-    let initial_slot = some(initial.some_read).map(|_| {
-        clusters.push(initial);
-        clusters.len() - 1
-    });
-    Some((clusters, initial_slot))
+    versions.all.push(Version::EMPTY);
+    let initial = versions.all.len() - 1;
+    for (i, role) in nil {
+        versions.add(initial, i as usize, role, steps)?;
+    }
+    Some((versions, initial))
 }
 
-/// The operations that define a zone (`NONE` for fewer than three).
-type Witness = [u32; 3];
-
-/// Decides a partition, or `None` when it is not a unique-value read/write
-/// register history. `Err` carries the indexes of a small sub-history (at most
-/// six operations) that is not linearizable on its own.
+/// Decides a partition, or `None` when it is not a unique-value register
+/// history. `Err` carries the indexes of a sub-history that is not
+/// linearizable on its own and keeps every producer its observers need.
 pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
-    let ret = |i: usize| steps[i].ret.unwrap_or(u64::MAX);
-    let (clusters, initial) = clusters(steps)?;
+    let (versions, initial) = versions(steps)?;
+    let all = &versions.all;
+    let slot_of = |s: usize, of: &[u32]| of[s] as usize;
 
-    let mut forward: Vec<(u64, u64, Witness)> = Vec::new();
-    let mut backward: Vec<(u64, u64, Witness)> = Vec::new();
-    for (slot, c) in clusters.iter().enumerate() {
-        let Some(first_read) = some(c.first_read_ret) else {
-            // Nobody read it, but a definite write still took effect inside its
-            // own interval, which must not lie inside another value's forward
-            // zone. (An unread indeterminate write may never have happened.)
-            if let Some(w) = some(c.write).filter(|&w| steps[w].ret.is_some()) {
-                backward.push((steps[w].call, ret(w), [w as u32, NONE, NONE]));
+    // The producers from a chain's root up to `slot`, following each cas back to its `from`.
+    let lineage = |mut slot: usize| -> Vec<usize> {
+        let mut out = Vec::new();
+        while let Some(p) = some(all[slot].producer) {
+            out.push(p);
+            match steps[p].step {
+                RegisterStep::Cas { .. } => slot = slot_of(p, &versions.observed),
+                _ => break,
             }
-            continue;
-        };
-        let last = some(c.last_call).expect("a cluster has members");
-        let Some(write) = some(c.write) else {
-            if Some(slot) == initial {
-                // Read the initial value, written "before time": a zone from 0.
-                forward.push((0, steps[last].call, [first_read as u32, last as u32, NONE]));
-                continue;
-            }
-            return Some(Err(vec![
-                some(c.some_read).expect("a read cluster has a read")
-            ]));
-        };
-        if ret(first_read) < steps[write].call {
-            return Some(Err(vec![write, first_read])); // A read ended before its write began.
         }
-        let start = ret(first_read).min(ret(write));
-        let first = if ret(write) < ret(first_read) {
-            write
-        } else {
-            first_read
-        };
-        let witness = [write as u32, first as u32, last as u32];
-        if start < steps[last].call {
-            forward.push((start, steps[last].call, witness));
-        } else {
-            backward.push((steps[last].call, start, witness));
-        }
-    }
-
-    forward.sort_unstable_by_key(|z| z.0);
-    let conflict = |a: &Witness, b: &Witness| {
-        let mut ops: Vec<usize> = a.iter().chain(b).filter_map(|&i| some(i)).collect();
-        ops.sort_unstable();
-        ops.dedup();
-        Some(Err(ops))
+        out
     };
-    for pair in forward.windows(2) {
-        if pair[1].0 < pair[0].1 {
-            return conflict(&pair[0].2, &pair[1].2);
+
+    // An observed value nobody produced. (An indeterminate cas from it may
+    // never have happened; if something saw its result, the walk below finds
+    // that result unreachable.)
+    let definite = |op: u32| some(op).filter(|&p| steps[p].ret.is_some());
+    for (slot, v) in all.iter().enumerate() {
+        if slot != initial && v.producer == NONE {
+            if let Some(op) = some(v.some_read).or(definite(v.next)) {
+                return Some(Err(vec![op]));
+            }
         }
     }
-    for (start, end, witness) in &backward {
-        // The forward zone starting last before this backward zone is the only candidate.
-        // `<=`: the initial value's zone "starts" at 0 but before a call at 0.
-        let k = forward.partition_point(|z| z.0 <= *start);
-        if k > 0 && *end < forward[k - 1].1 {
-            return conflict(witness, &forward[k - 1].2);
+    if let Some((slot, a, b)) = versions.fork {
+        // Two cas from one version: both cannot have taken effect.
+        if steps[a].ret.is_none() || steps[b].ret.is_none() {
+            return None;
+        }
+        let mut witness = lineage(slot);
+        witness.extend([a, b]);
+        return Some(Err(sorted(witness)));
+    }
+
+    // Walk the chains from their roots: the initial version and every written one.
+    let mut chain_of = vec![NONE; all.len()];
+    let mut zones: Vec<Zone> = Vec::new();
+    let roots = std::iter::once(initial).chain((0..all.len()).filter(|&s| {
+        some(all[s].producer).is_some_and(|p| matches!(steps[p].step, RegisterStep::Write(_)))
+    }));
+    for root in roots {
+        let mut chain = vec![root];
+        while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
+            chain.push(slot_of(next, &versions.produced));
+        }
+        // An indeterminate producer nobody observed may never have happened.
+        while let Some(&last) = chain.last() {
+            let v = all[last];
+            // (Its `next`, if any, is a version popped before it.)
+            if v.some_read == NONE && some(v.producer).is_none_or(|p| steps[p].ret.is_none()) {
+                chain.pop();
+            } else {
+                break;
+            }
+        }
+        for &slot in &chain {
+            chain_of[slot] = zones.len() as u32;
+        }
+        if chain.is_empty() {
+            continue;
+        }
+        if let Some(failed) = schedule(&chain, all, steps) {
+            let mut witness = lineage(chain[failed]);
+            for &slot in &chain[..=failed] {
+                witness.extend(
+                    [all[slot].last_call, all[slot].first_read_ret]
+                        .into_iter()
+                        .filter_map(some),
+                );
+            }
+            return Some(Err(sorted(witness)));
+        }
+        zones.push(Zone::of(&chain, all, steps, root == initial));
+    }
+    // Versions no root reaches but that must exist: a cycle of cas. Rare;
+    // let the search explain it.
+    let must_exist = |v: &Version| {
+        v.some_read != NONE || definite(v.next).is_some() || definite(v.producer).is_some()
+    };
+    if all
+        .iter()
+        .enumerate()
+        .any(|(s, v)| chain_of[s] == NONE && s != initial && must_exist(v))
+    {
+        return None;
+    }
+
+    // A zone's defining operations with the producers they depend on, and,
+    // for an indeterminate producer, what saw its result: without that it
+    // need not have happened at all.
+    let witness = |z: &Zone| {
+        let mut ops = Vec::new();
+        for op in [z.first, z.last].into_iter().filter(|&op| op != usize::MAX) {
+            ops.push(op);
+            let slot = if versions.produced[op] != NONE {
+                versions.produced[op]
+            } else {
+                versions.observed[op]
+            };
+            ops.extend(lineage(slot as usize));
+            let mut producer = op;
+            while steps[producer].ret.is_none() && versions.produced[producer] != NONE {
+                let v = all[versions.produced[producer] as usize];
+                if let Some(read) = some(v.first_read_ret) {
+                    ops.push(read);
+                    break;
+                }
+                // Untrimmed, so something observed it: the next cas.
+                let Some(next) = some(v.next) else { break };
+                ops.push(next);
+                producer = next;
+            }
+        }
+        ops
+    };
+    let mut forward: Vec<&Zone> = zones.iter().filter(|z| z.start < z.end).collect();
+    forward.sort_unstable_by_key(|z| z.start);
+    for pair in forward.windows(2) {
+        if pair[1].start < pair[0].end {
+            return Some(Err(sorted([witness(pair[0]), witness(pair[1])].concat())));
+        }
+    }
+    for b in zones.iter().filter(|z| z.start >= z.end) {
+        // Backward: alive somewhere in [end, start]. The forward zone starting
+        // last before it is the only candidate to contain it. `<=`: the
+        // initial chain's zone starts at 0, before a call at 0.
+        let k = forward.partition_point(|z| z.start <= b.end);
+        if k > 0 && b.start < forward[k - 1].end {
+            return Some(Err(sorted([witness(b), witness(forward[k - 1])].concat())));
         }
     }
     Some(Ok(()))
+}
+
+fn sorted(mut ops: Vec<usize>) -> Vec<usize> {
+    ops.sort_unstable();
+    ops.dedup();
+    ops
+}
+
+/// A chain's zone: from the earliest return (`first` returns then) to the
+/// latest call (`last` is called then). Forward when `start < end`.
+struct Zone {
+    start: u64,
+    end: u64,
+    first: usize,
+    last: usize,
+}
+
+impl Zone {
+    fn of(chain: &[usize], all: &[Version], steps: &[Timed<RegisterStep>], initial: bool) -> Zone {
+        let ret = |i: usize| steps[i].ret.unwrap_or(u64::MAX);
+        let members = chain
+            .iter()
+            .flat_map(|&s| [all[s].producer, all[s].first_read_ret])
+            .filter_map(some);
+        let first = members.min_by_key(|&i| ret(i)).unwrap_or(usize::MAX);
+        let last = chain
+            .iter()
+            .filter_map(|&s| some(all[s].last_call))
+            .max_by_key(|&i| steps[i].call)
+            .expect("a chain has a member");
+        // The initial version was written "before time": its chain starts at 0.
+        let start = if initial || first == usize::MAX {
+            0
+        } else {
+            ret(first)
+        };
+        Zone {
+            start,
+            end: steps[last].call,
+            first,
+            last,
+        }
+    }
+}
+
+/// Schedules a chain on its own, each operation as early as it can go:
+/// a version's producer, then its readers, then the next version's producer.
+/// Returns the position in the chain of the version that cannot be placed.
+fn schedule(chain: &[usize], all: &[Version], steps: &[Timed<RegisterStep>]) -> Option<usize> {
+    let ret = |i: u32| steps[i as usize].ret.unwrap_or(u64::MAX);
+    let mut t = 0u64;
+    for (k, &slot) in chain.iter().enumerate() {
+        let v = all[slot];
+        if let Some(p) = some(v.producer) {
+            t = t.max(steps[p].call);
+            if t > ret(p as u32) {
+                return Some(k);
+            }
+        }
+        if v.first_read_ret != NONE {
+            // Every reader can go at max(t, its call) if t is before the first return.
+            if t > ret(v.first_read_ret) {
+                return Some(k);
+            }
+            t = t.max(steps[v.last_call as usize].call);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -227,6 +437,16 @@ mod tests {
         for value in [dense, sparse, general] {
             let w = |n, call, ret| timed(RegisterStep::Write(value(n)), call, ret);
             let r = |n, call, ret| timed(RegisterStep::Read(value(n)), call, ret);
+            let cas = |a, b, call, ret| {
+                timed(
+                    RegisterStep::Cas {
+                        from: value(a),
+                        to: value(b),
+                    },
+                    call,
+                    ret,
+                )
+            };
             // w1, then w2, then a read of 1: stale.
             let stale = [w(1, 0, 1), w(2, 2, 3), r(1, 4, 5)];
             assert_eq!(check(&stale), Some(Err(vec![0, 1, 2])));
@@ -237,6 +457,21 @@ mod tests {
             assert_eq!(check(&[w(1, 0, 1), r(7, 2, 3)]), Some(Err(vec![1])));
             // Two writes of one value: not for this procedure.
             assert_eq!(check(&[w(1, 0, 1), w(1, 2, 3)]), None);
+            // A chain: w1, cas 1->2, read 2.
+            assert_eq!(
+                check(&[w(1, 0, 1), cas(1, 2, 2, 3), r(2, 4, 5)]),
+                Some(Ok(()))
+            );
+            // A read of 1 after the cas to 2 completed: stale.
+            assert_eq!(
+                check(&[w(1, 0, 1), cas(1, 2, 2, 3), r(1, 4, 5)]),
+                Some(Err(vec![0, 1, 2]))
+            );
+            // Two cas from 1 both succeeded.
+            assert_eq!(
+                check(&[w(1, 0, 1), cas(1, 2, 2, 3), cas(1, 3, 4, 5)]),
+                Some(Err(vec![0, 1, 2]))
+            );
         }
     }
 }

@@ -234,6 +234,9 @@ enum Flavor {
     Cas,
     /// Read/write register, every write a distinct value (the zones fast path).
     Unique,
+    /// Read/write/cas register, every written or swapped-in value distinct
+    /// (version chains in the fast path).
+    UniqueCas,
     /// Get/put/append strings.
     Kv,
 }
@@ -277,7 +280,7 @@ impl Gen {
     fn random_read(&self, rng: &mut SmallRng, next_unique: i64) -> Value {
         match self.flavor {
             Flavor::Rw | Flavor::Cas => SMALL[rng.gen_range(0..4)].clone(),
-            Flavor::Unique => match rng.gen_range(0..=next_unique) {
+            Flavor::Unique | Flavor::UniqueCas => match rng.gen_range(0..=next_unique) {
                 0 => Value::Nil,
                 n => Value::Int(n),
             },
@@ -373,8 +376,21 @@ impl Gen {
                                 Value::List(vec![from, Self::small_written(rng, false)]),
                             )
                         }
-                        Flavor::Unique if roll < 55 => (Func::Read, Value::Nil),
-                        Flavor::Unique => {
+                        Flavor::Unique | Flavor::UniqueCas if roll < 45 => (Func::Read, Value::Nil),
+                        Flavor::UniqueCas if roll < 75 => {
+                            // From the current value, or one read or written before.
+                            let from = if rng.gen_bool(0.6) {
+                                current
+                            } else {
+                                self.random_read(rng, next_unique)
+                            };
+                            next_unique += 1;
+                            (
+                                Func::Cas,
+                                Value::List(vec![from, Value::Int(next_unique - 1)]),
+                            )
+                        }
+                        Flavor::Unique | Flavor::UniqueCas => {
                             next_unique += 1;
                             (Func::Write, Value::Int(next_unique - 1))
                         }
@@ -760,6 +776,31 @@ fn unique_value_register_fast_path_agrees_with_brute_force() {
         &model,
         RefModel::Register { observe: false },
         seed(0x5eed_0004),
+        count(),
+    );
+    assert!(
+        tally.fast_path * 2 >= tally.valid + tally.invalid,
+        "only {} histories took the fast path",
+        tally.fast_path
+    );
+}
+
+#[test]
+fn unique_value_cas_register_fast_path_agrees_with_brute_force() {
+    let model = Register {
+        cas: true,
+        failed_cas: FailedCas::Ignore,
+    };
+    let gen = Gen {
+        flavor: Flavor::UniqueCas,
+        noise: 0.45,
+    };
+    let tally = agree(
+        "unique-cas-register",
+        gen,
+        &model,
+        RefModel::Register { observe: false },
+        seed(0x5eed_0006),
         count(),
     );
     assert!(
