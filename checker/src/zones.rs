@@ -212,17 +212,19 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     let all = &versions.all;
     let slot_of = |s: usize, of: &[u32]| of[s] as usize;
 
-    // The producers from a chain's root up to `slot`, following each cas back to its `from`.
-    let lineage = |mut slot: usize| -> Vec<usize> {
+    // The producers from a chain's root up to `slot`, following each cas back
+    // to its `from`; `None` if that leads round a cycle of cas.
+    let lineage = |mut slot: usize| -> Option<Vec<usize>> {
         let mut out = Vec::new();
         while let Some(p) = some(all[slot].producer) {
             out.push(p);
             match steps[p].step {
+                _ if out.len() > all.len() => return None,
                 RegisterStep::Cas { .. } => slot = slot_of(p, &versions.observed),
                 _ => break,
             }
         }
-        out
+        Some(out)
     };
 
     // An observed value nobody produced. (An indeterminate cas from it may
@@ -241,7 +243,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         if steps[a].ret.is_none() || steps[b].ret.is_none() {
             return None;
         }
-        let mut witness = lineage(slot);
+        let mut witness = lineage(slot)?;
         witness.extend([a, b]);
         return Some(Err(sorted(witness)));
     }
@@ -274,7 +276,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
             continue;
         }
         if let Some(failed) = schedule(&chain, all, steps) {
-            let mut witness = lineage(chain[failed]);
+            let mut witness = lineage(chain[failed])?;
             for &slot in &chain[..=failed] {
                 witness.extend(
                     [all[slot].last_call, all[slot].first_read_ret]
@@ -302,7 +304,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     // A zone's defining operations with the producers they depend on, and,
     // for an indeterminate producer, what saw its result: without that it
     // need not have happened at all.
-    let witness = |z: &Zone| {
+    let witness = |z: &Zone| -> Option<Vec<usize>> {
         let mut ops = Vec::new();
         for op in [z.first, z.last].into_iter().filter(|&op| op != usize::MAX) {
             ops.push(op);
@@ -311,7 +313,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
             } else {
                 versions.observed[op]
             };
-            ops.extend(lineage(slot as usize));
+            ops.extend(lineage(slot as usize)?);
             let mut producer = op;
             while steps[producer].ret.is_none() && versions.produced[producer] != NONE {
                 let v = all[versions.produced[producer] as usize];
@@ -325,13 +327,13 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
                 producer = next;
             }
         }
-        ops
+        Some(ops)
     };
     let mut forward: Vec<&Zone> = zones.iter().filter(|z| z.start < z.end).collect();
     forward.sort_unstable_by_key(|z| z.start);
     for pair in forward.windows(2) {
         if pair[1].start < pair[0].end {
-            return Some(Err(sorted([witness(pair[0]), witness(pair[1])].concat())));
+            return Some(Err(sorted([witness(pair[0])?, witness(pair[1])?].concat())));
         }
     }
     for b in zones.iter().filter(|z| z.start >= z.end) {
@@ -340,7 +342,9 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         // initial chain's zone starts at 0, before a call at 0.
         let k = forward.partition_point(|z| z.start <= b.end);
         if k > 0 && b.start < forward[k - 1].end {
-            return Some(Err(sorted([witness(b), witness(forward[k - 1])].concat())));
+            return Some(Err(sorted(
+                [witness(b)?, witness(forward[k - 1])?].concat(),
+            )));
         }
     }
     Some(Ok(()))
