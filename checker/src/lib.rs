@@ -26,7 +26,10 @@
 //!    many indeterminate operations into ordinary ones.
 //! 4. **Fast path.** For a register whose written values are all distinct,
 //!    every read names its write, and Gibbons and Korach's zone conditions
-//!    decide linearizability in O(n log n) ([`zones`]).
+//!    decide linearizability in O(n log n) ([`zones`]); compare-and-set links
+//!    versions into chains that the same conditions handle. Key-value strings
+//!    built by put and append with distinct tokens reduce to such a register,
+//!    since a get reveals every version before it ([`traced`]).
 //! 5. **Search.** Otherwise, the Wing–Gong algorithm with Lowe's memoization
 //!    ([`search`]): keep calls and returns in one time-ordered list; any call
 //!    before the first return may take effect next; try it on the model and
@@ -53,7 +56,7 @@
 //!    the small sub-history failing proves the whole history fails.
 //!
 //! The modules follow that order: [`history`] and [`import`] (reading),
-//! [`op`], [`model`], [`zones`], [`search`], [`check`]. [`synth`] generates
+//! [`op`], [`model`], [`zones`] and [`traced`], [`search`], [`check`]. [`synth`] generates
 //! linearizable histories for tests and benchmarks.
 
 pub mod check;
@@ -63,6 +66,7 @@ pub mod model;
 pub mod op;
 pub mod search;
 pub mod synth;
+pub mod traced;
 pub mod zones;
 
 pub use check::{

@@ -241,6 +241,10 @@ impl Model for AppendKv {
         !matches!(step, KvStep::Get(_))
     }
 
+    fn fast_check(&self, steps: &[crate::search::Timed<KvStep>]) -> Option<Result<(), Vec<usize>>> {
+        crate::traced::check(steps)
+    }
+
     fn needs_producer(&self, step: &KvStep) -> bool {
         matches!(step, KvStep::Get(seen) if !seen.is_empty())
     }

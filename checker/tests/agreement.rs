@@ -239,6 +239,8 @@ enum Flavor {
     UniqueCas,
     /// Get/put/append strings.
     Kv,
+    /// Get/put/append with a distinct token per put and append (the traced fast path).
+    UniqueKv,
 }
 
 struct Flight {
@@ -285,6 +287,12 @@ impl Gen {
                 n => Value::Int(n),
             },
             Flavor::Kv => Value::Str(Self::random_string(rng)),
+            // A few tokens, written or not, in any order: often a real state, often not.
+            Flavor::UniqueKv => Value::Str(
+                (0..rng.gen_range(0..=3))
+                    .map(|_| format!("{};", rng.gen_range(1..=next_unique.max(1))))
+                    .collect(),
+            ),
         }
     }
 
@@ -394,7 +402,12 @@ impl Gen {
                             next_unique += 1;
                             (Func::Write, Value::Int(next_unique - 1))
                         }
-                        Flavor::Kv if roll < 40 => (Func::Get, Value::Nil),
+                        Flavor::Kv | Flavor::UniqueKv if roll < 40 => (Func::Get, Value::Nil),
+                        Flavor::UniqueKv => {
+                            next_unique += 1;
+                            let f = if roll < 55 { Func::Put } else { Func::Append };
+                            (f, Value::Str(format!("{};", next_unique - 1)))
+                        }
                         Flavor::Kv if roll < 60 => (
                             Func::Put,
                             Value::Str(["", "a", "ba"][rng.gen_range(0..3)].to_string()),
@@ -801,6 +814,27 @@ fn unique_value_cas_register_fast_path_agrees_with_brute_force() {
         &model,
         RefModel::Register { observe: false },
         seed(0x5eed_0006),
+        count(),
+    );
+    assert!(
+        tally.fast_path * 2 >= tally.valid + tally.invalid,
+        "only {} histories took the fast path",
+        tally.fast_path
+    );
+}
+
+#[test]
+fn unique_token_kv_fast_path_agrees_with_brute_force() {
+    let gen = Gen {
+        flavor: Flavor::UniqueKv,
+        noise: 0.45,
+    };
+    let tally = agree(
+        "unique-kv",
+        gen,
+        &AppendKv,
+        RefModel::Kv,
+        seed(0x5eed_0007),
         count(),
     );
     assert!(
