@@ -56,7 +56,7 @@
 //!    the small sub-history failing proves the whole history fails.
 //!
 //! The modules follow that order: [`history`] and [`import`] (reading),
-//! [`op`], [`model`], [`zones`] and [`traced`], [`search`], [`check`]. [`synth`] generates
+//! [`op`], [`model`], [`zones`] and [`traced`], [`search`], [`check`](mod@check). [`synth`] generates
 //! linearizable histories for tests and benchmarks.
 
 pub mod check;
