@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
-use openraft::{Raft, ServerState};
+use openraft::{BasicNode, LogId, Raft, ServerState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -53,6 +53,56 @@ pub struct Node {
     /// Pause between the read and the write of a `racy-cas` CAS, to widen the race on purpose.
     pub racy_cas_delay: Duration,
     pub waiters: AppendWaiters,
+    /// Reads waiting for the next shared ReadIndex round.
+    pub reads: ReadQueue,
+}
+
+type ReadResult =
+    Result<Option<LogId<NodeId>>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>>;
+
+/// Linearizable reads share ReadIndex rounds (`ensure_linearizable`: a heartbeat round to a
+/// quorum, then wait until the read index is applied). A round serves exactly the reads queued
+/// before it started, so every read's barrier still begins after the read arrived, which is all
+/// linearizability needs; concurrent reads then cost one heartbeat round instead of one each.
+#[derive(Default)]
+pub struct ReadQueue(std::sync::Mutex<ReadQueueState>);
+
+#[derive(Default)]
+struct ReadQueueState {
+    /// A task is running rounds; it exits when it finds no read waiting.
+    running: bool,
+    waiting: Vec<tokio::sync::oneshot::Sender<ReadResult>>,
+}
+
+/// Waits for a ReadIndex round that started after this call. `None` if the round's task died.
+async fn read_barrier(app: &App) -> Option<ReadResult> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let start = {
+        let mut q = app.reads.0.lock().unwrap_or_else(|p| p.into_inner());
+        q.waiting.push(tx);
+        !std::mem::replace(&mut q.running, true)
+    };
+    if start {
+        let app = app.clone();
+        // A task of its own: the read that started it may hit its deadline and be dropped.
+        tokio::spawn(async move {
+            loop {
+                let batch = {
+                    let mut q = app.reads.0.lock().unwrap_or_else(|p| p.into_inner());
+                    if q.waiting.is_empty() {
+                        q.running = false;
+                        break;
+                    }
+                    std::mem::take(&mut q.waiting)
+                };
+                let result = app.raft.ensure_linearizable().await;
+                for tx in batch {
+                    let _ = tx.send(result.clone());
+                }
+            }
+        });
+    }
+    rx.await.ok()
 }
 
 type App = Arc<Node>;
@@ -362,16 +412,17 @@ async fn execute(
 ) -> Result<Result<Response, ApiError>, NotLeader> {
     match kind {
         Kind::Get { key } => loop {
-            match app.raft.ensure_linearizable().await {
-                Ok(_) => return Ok(read_local(app, key)),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+            match read_barrier(app).await {
+                Some(Ok(_)) => return Ok(read_local(app, key)),
+                Some(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
                     return Err(NotLeader)
                 }
-                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Some(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
                     // No quorum answered the heartbeat round: retry until the deadline.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Err(RaftError::Fatal(e)) => return Ok(Err(internal(e))),
+                Some(Err(RaftError::Fatal(e))) => return Ok(Err(internal(e))),
+                None => return Ok(Err(internal("the read barrier task failed"))),
             }
         },
         Kind::Put { key, value } => {

@@ -290,7 +290,7 @@ async fn one_op(
     keys: u64,
 ) -> bool {
     let key = format!("k{}", rng.next() % keys);
-    let write = rng.next() % 2 == 0;
+    let write = rng.next().is_multiple_of(2);
     let value = rng.next() % 1_000_000;
     let req = match (system, write) {
         (System::Raftkv, true) => http

@@ -25,17 +25,20 @@
 //! ## Design
 //!
 //! - `store.rs`: the log (entries, vote, committed index) and the state machine in two redb files.
-//!   Entries, votes and each applied batch are fsynced (one redb commit each) before openraft is
-//!   told they are done; `last_applied` is written in the same transaction as the data
-//!   (openraft #1511). One writer thread owns the log file, so queued appends share one fsync
-//!   while openraft keeps working. The committed index is written without its own fsync (it
-//!   becomes durable with the next append); before any write is acknowledged, the durable
-//!   `last_applied` already covers it. openraft's storage conformance suite runs against the
-//!   store as a unit test.
+//!   Entries, votes and the committed index are fsynced before openraft is told they are done;
+//!   one writer thread owns the log file, so queued appends and committed indexes share one
+//!   fsync while openraft keeps working. A batch is applied only once the committed index
+//!   covering it is durable, so nothing is acknowledged or read before that (openraft #1511).
+//!   The state machine commits each batch without an fsync (crash-consistent: `last_applied` is
+//!   in the same redb transaction as the data) and fsyncs at most once a second, at snapshots,
+//!   before log purges and at shutdown; after a crash openraft re-applies the committed entries
+//!   past its durable `last_applied`. The module docs of `store.rs` give the full argument.
+//!   openraft's storage conformance suite runs against the store as a unit test.
 //! - `network.rs`: Raft RPCs as JSON over HTTP (reqwest).
 //! - `api.rs`: the HTTP server. Writes and CAS are log entries applied by the state machine;
 //!   reads use openraft's `ensure_linearizable` (ReadIndex: a heartbeat round to a quorum, then
-//!   wait until that index is applied). Any node accepts any request and proxies it to the
+//!   wait until that index is applied); concurrent reads share one such round, each round
+//!   serving only reads that arrived before it started. Any node accepts any request and proxies it to the
 //!   leader once; while there is no leader, a request waits for one until its deadline.
 //! - `bench.rs`: the load generator behind `raftkv bench`.
 //!
@@ -313,6 +316,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     } else {
         tracing::warn!(id = cli.id, listen = %cli.listen, ?bugs, "raftkv node starting WITH BUGS");
     }
+    let sm_handle = sm.clone();
     let app = Arc::new(api::Node {
         id: cli.id,
         raft: raft.clone(),
@@ -323,12 +327,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         request_timeout: Duration::from_millis(cli.request_timeout_ms),
         racy_cas_delay: Duration::from_millis(cli.racy_cas_delay_ms),
         waiters,
+        reads: api::ReadQueue::default(),
     });
     let served = axum::serve(listener, api::router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     if let Err(e) = raft.shutdown().await {
         tracing::error!("Raft shutdown: {e}");
+    }
+    // Not needed for safety (a restart re-applies from the log), only to restart faster.
+    if let Err(e) = sm_handle.sync() {
+        tracing::error!("cannot make the state machine durable at shutdown: {e}");
     }
     tracing::info!("raftkv node stopped");
     served.map_err(|e| format!("HTTP server failed: {e}"))
