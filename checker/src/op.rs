@@ -160,12 +160,18 @@ pub fn operations(history: &History, source: &str) -> Result<Vec<Operation>, Par
 pub fn partition_by_key(ops: &[Operation]) -> Vec<(Option<&str>, Vec<usize>)> {
     let mut index: FxHashMap<Option<&str>, usize> = FxHashMap::default();
     let mut parts: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    let mut last: Option<(Option<&str>, usize)> = None;
     for (i, op) in ops.iter().enumerate() {
         let key = op.key.as_deref();
-        let slot = *index.entry(key).or_insert_with(|| {
-            parts.push((key, Vec::new()));
-            parts.len() - 1
-        });
+        // Runs of one key are common: skip the hash for them.
+        let slot = match last {
+            Some((k, slot)) if k == key => slot,
+            _ => *index.entry(key).or_insert_with(|| {
+                parts.push((key, Vec::new()));
+                parts.len() - 1
+            }),
+        };
+        last = Some((key, slot));
         parts[slot].1.push(i);
     }
     parts
