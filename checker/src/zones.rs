@@ -329,21 +329,30 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         }
         Some(ops)
     };
-    let mut forward: Vec<&Zone> = zones.iter().filter(|z| z.start < z.end).collect();
-    forward.sort_unstable_by_key(|z| z.start);
+    // Copied out (start, end, index) so the binary search below reads one
+    // contiguous array instead of chasing a pointer per probe.
+    let mut forward: Vec<(u64, u64, usize)> = zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| z.start < z.end)
+        .map(|(i, z)| (z.start, z.end, i))
+        .collect();
+    forward.sort_unstable();
     for pair in forward.windows(2) {
-        if pair[1].start < pair[0].end {
-            return Some(Err(sorted([witness(pair[0])?, witness(pair[1])?].concat())));
+        if pair[1].0 < pair[0].1 {
+            return Some(Err(sorted(
+                [witness(&zones[pair[0].2])?, witness(&zones[pair[1].2])?].concat(),
+            )));
         }
     }
     for b in zones.iter().filter(|z| z.start >= z.end) {
         // Backward: alive somewhere in [end, start]. The forward zone starting
         // last before it is the only candidate to contain it. `<=`: the
         // initial chain's zone starts at 0, before a call at 0.
-        let k = forward.partition_point(|z| z.start <= b.end);
-        if k > 0 && b.start < forward[k - 1].end {
+        let k = forward.partition_point(|z| z.0 <= b.end);
+        if k > 0 && b.start < forward[k - 1].1 {
             return Some(Err(sorted(
-                [witness(b)?, witness(forward[k - 1])?].concat(),
+                [witness(b)?, witness(&zones[forward[k - 1].2])?].concat(),
             )));
         }
     }
