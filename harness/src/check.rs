@@ -1,7 +1,7 @@
 //! `splitbrain check HISTORY`: judge a recorded history and explain the verdict.
 
-use crate::exit;
-use checker::check::{Counterexample, ModelChoice, Options, Report, Verdict};
+use crate::{exit, summary};
+use checker::check::{ModelChoice, Options};
 use checker::import::{self, Format};
 use checker::FailedCas;
 use std::path::PathBuf;
@@ -87,87 +87,19 @@ pub fn run(args: Args) -> ExitCode {
             report.keys.len()
         );
         println!("model:   {} (failed cas: {failed_cas:?})", model.name());
-        print_summary(&report, started.elapsed());
+        summary::print(
+            &report,
+            &format!(
+                "checked in {:.1} ms ({:.1} ms with reading)",
+                report.elapsed_ms,
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+        );
     }
-    ExitCode::from(match report.verdict {
-        Verdict::Valid => exit::VALID,
-        Verdict::Invalid => exit::INVALID,
-        Verdict::Unknown => exit::UNKNOWN,
-    })
+    ExitCode::from(exit::verdict(report.verdict))
 }
 
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(exit::BAD_INPUT)
-}
-
-fn print_summary(report: &Report, total: Duration) {
-    let headline = match report.verdict {
-        Verdict::Valid => "VALID: the history is linearizable".to_string(),
-        Verdict::Invalid => "INVALID: the history is not linearizable".to_string(),
-        Verdict::Unknown => format!(
-            "UNKNOWN: {}",
-            report
-                .reason
-                .as_deref()
-                .unwrap_or("the check did not finish")
-        ),
-    };
-    println!("verdict: {headline}");
-    println!(
-        "checked in {:.1} ms ({:.1} ms with reading)",
-        report.elapsed_ms,
-        total.as_secs_f64() * 1e3
-    );
-    let undecided: Vec<_> = report
-        .keys
-        .iter()
-        .filter(|k| k.verdict == Verdict::Unknown)
-        .collect();
-    if report.verdict == Verdict::Unknown {
-        for key in undecided.iter().take(5) {
-            println!("  {}", key.reason.as_deref().unwrap_or("undecided"));
-        }
-    }
-    if let Some(c) = &report.counterexample {
-        print_counterexample(c);
-    }
-}
-
-fn print_counterexample(c: &Counterexample) {
-    const SHOWN: usize = 10;
-    let key = c
-        .key
-        .as_deref()
-        .map(|k| format!(" for key {k:?}"))
-        .unwrap_or_default();
-    println!("\ncounterexample{key}:");
-    if let Some(blocked) = &c.blocked {
-        println!("  cannot be linearized: {blocked}");
-    }
-    let skipped = c.partial.len().saturating_sub(SHOWN);
-    println!(
-        "  longest partial linearization: {} operations{}",
-        c.partial.len(),
-        if skipped > 0 {
-            format!(", the last {SHOWN} shown")
-        } else {
-            String::new()
-        }
-    );
-    for step in &c.partial[skipped..] {
-        println!("    {:<60} state {}", step.op.to_string(), step.state);
-    }
-    println!(
-        "  minimal sub-history: {} operations that cannot be linearized on their own{}:",
-        c.minimal.len(),
-        if c.minimal_is_one_minimal {
-            ""
-        } else {
-            " (shrinking stopped at its time budget)"
-        }
-    );
-    for op in &c.minimal {
-        println!("    {op}");
-    }
 }

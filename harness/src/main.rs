@@ -1,20 +1,65 @@
 //! `splitbrain`: Jepsen-style linearizability testing.
 //!
-//! A thin command line over the workspace's libraries: `check` judges a
-//! recorded history, `bench` measures the checker.
+//! `splitbrain run` starts a local cluster of the system under test, drives
+//! concurrent clients against it while a nemesis injects faults, records what
+//! every client saw, and checks that history for linearizability. `check`
+//! judges a recorded history, `bench` measures the checker and the harness,
+//! `cleanup` removes what a crashed run left behind.
+//!
+//! # Architecture of a run
+//!
+//! The roles are Jepsen's, as Rust traits and tasks, one per module:
+//!
+//! - **Client** ([`client`], [`raftkv_client`]): applies one operation to
+//!   the system and says whether it took effect (`ok`), definitely did not
+//!   (`fail`) or may have (`info`).
+//! - **Generator** ([`generator`]): the seeded stream of operations of the
+//!   `register` workload, over keys that rotate so each stays checkable.
+//! - **Workers** ([`workers`]): one Tokio task per client, each a logical
+//!   process; an `info` outcome makes it continue as a new process.
+//! - **Recorder** ([`recorder`]): one thread appends every event to
+//!   `history.jsonl` as it happens and keeps the in-memory history.
+//! - **Nemesis** ([`schedule`] over the `nemesis` crate): starts and heals
+//!   partitions, kills and pauses on a schedule, recorded in the history.
+//! - **Checker** (the `checker` crate): decides linearizability per key;
+//!   [`summary`] prints its verdict.
+//! - **The run** ([`runner`]): setup, main phase, heal, final reads,
+//!   teardown, check, in a run directory ([`store`]) with a live progress
+//!   line ([`progress`]).
 
 mod bench;
 mod check;
+mod client;
+mod generator;
+mod progress;
+mod raftkv_client;
+mod recorder;
+mod runner;
+mod schedule;
+mod store;
+mod summary;
+mod workers;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Exit codes shared by every subcommand.
 pub mod exit {
+    use checker::Verdict;
+
     pub const VALID: u8 = 0;
     pub const INVALID: u8 = 1;
     pub const UNKNOWN: u8 = 2;
+    /// Bad input, bad usage, or a run that could not be set up.
     pub const BAD_INPUT: u8 = 3;
+
+    pub fn verdict(verdict: Verdict) -> u8 {
+        match verdict {
+            Verdict::Valid => VALID,
+            Verdict::Invalid => INVALID,
+            Verdict::Unknown => UNKNOWN,
+        }
+    }
 }
 
 #[derive(Parser)]
@@ -30,10 +75,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a workload against a local cluster under faults, then check it.
+    Run(runner::Args),
     /// Check a recorded history for linearizability.
     Check(check::Args),
-    /// Measure the checker on the shared Porcupine corpus and synthetic histories.
-    Bench(bench::Args),
+    /// Measure the checker or the harness.
+    #[command(subcommand)]
+    Bench(bench::Bench),
+    /// Remove the namespaces, interfaces, rules and nodes a crashed run left behind.
+    Cleanup,
 }
 
 fn main() -> ExitCode {
@@ -50,7 +100,28 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run(args) => runner::run(args),
         Command::Check(args) => check::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(bench) => bench::run(bench),
+        Command::Cleanup => cleanup(),
+    }
+}
+
+fn cleanup() -> ExitCode {
+    match nemesis::cleanup() {
+        Ok(removed) if removed.is_empty() => {
+            println!("nothing to clean up");
+            ExitCode::SUCCESS
+        }
+        Ok(removed) => {
+            for line in removed {
+                println!("removed {line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::BAD_INPUT)
+        }
     }
 }

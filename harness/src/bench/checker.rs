@@ -1,4 +1,4 @@
-//! `splitbrain bench`: the checker's speed on the shared Porcupine corpus and
+//! `splitbrain bench checker`: the checker's speed on the shared Porcupine corpus and
 //! on synthetic million-operation histories, as a table with the targets.
 
 use checker::check::{check_with, ModelChoice, Options, Verdict};

@@ -1,0 +1,432 @@
+//! `splitbrain run` end to end, with real raftkv processes in network
+//! namespaces: a correct cluster under partitions, kills and pauses is valid,
+//! and each of raftkv's bug switches is caught.
+//!
+//! The runs are short (3 nodes, 8–15 s) to keep the suite within a few
+//! minutes on two cores, and one at a time: they share a subnet and the CPU,
+//! and a starved cluster would test the machine rather than the harness.
+//! Tests that need root, `ip` and `iptables` say why they skip.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn splitbrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Why this machine cannot run a cluster in namespaces, if it cannot.
+fn missing_privileges() -> Option<String> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return Some("not root (network namespaces need it)".into());
+    }
+    for tool in ["ip", "iptables"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!(
+                "`{tool}` is not installed (apt-get install iproute2 iptables)"
+            ));
+        }
+    }
+    None
+}
+
+/// The raftkv binary of the same build, built first if `cargo test` did not
+/// (it does with `--workspace`, not with `-p splitbrain`).
+fn raftkv() -> PathBuf {
+    let splitbrain = Path::new(env!("CARGO_BIN_EXE_splitbrain"));
+    let raftkv = splitbrain.with_file_name("raftkv");
+    if !raftkv.is_file() {
+        let release = splitbrain.parent().is_some_and(|d| d.ends_with("release"));
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "raftkv"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cargo build -p raftkv failed");
+    }
+    raftkv
+}
+
+/// A place for run directories that no other test uses.
+fn store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("splitbrain-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Holds the lock and the skip decision for a test that starts a cluster.
+fn cluster_test(name: &str) -> Option<MutexGuard<'static, ()>> {
+    if let Some(why) = missing_privileges() {
+        eprintln!("skipping {name}: {why}");
+        return None;
+    }
+    Some(
+        ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    )
+}
+
+/// Runs `splitbrain run` on 3 nodes with every fault kind.
+fn run(store: &Path, seconds: u32, seed: u64, extra: &[&str]) -> Output {
+    let (seconds, seed) = (seconds.to_string(), seed.to_string());
+    let raftkv = raftkv().display().to_string();
+    let mut args = vec![
+        "run",
+        "--nodes",
+        "3",
+        "--concurrency",
+        "10",
+        "--time-limit",
+        &seconds,
+        "--nemesis",
+        "partition,kill,pause",
+        "--nemesis-interval",
+        "3",
+        "--seed",
+        &seed,
+        "--raftkv-binary",
+        &raftkv,
+        "--subnet",
+        "10.219.0.0/24",
+    ];
+    let store = store.display().to_string();
+    args.extend(["--store", &store]);
+    args.extend(extra);
+    splitbrain(&args)
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn leftover_namespaces() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("sb-"))
+        .map(String::from)
+        .collect()
+}
+
+/// Live processes whose command line mentions `path` (our nodes' data dirs).
+fn processes_mentioning(path: &Path) -> usize {
+    let needle = path.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(&needle))
+        .count()
+}
+
+#[test]
+fn correct_raftkv_under_partitions_kills_and_pauses_is_valid() {
+    let Some(_one) = cluster_test("correct_raftkv_under_partitions_kills_and_pauses_is_valid")
+    else {
+        return;
+    };
+    let before = leftover_namespaces();
+    let store = store("valid");
+    let out = run(&store, 15, 42, &[]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("VALID"), "{said}");
+    assert!(said.contains("seed 42"), "{said}");
+
+    // The run directory, through the `latest` links.
+    let dir = store.join("latest");
+    assert_eq!(
+        std::fs::canonicalize(&dir).unwrap(),
+        std::fs::canonicalize(store.join("raftkv-register/latest")).unwrap()
+    );
+    assert!(
+        said.contains(&std::fs::canonicalize(&dir).unwrap().display().to_string()),
+        "{said}"
+    );
+    let test = read_json(&dir.join("test.json"));
+    assert_eq!(test["seed"], 42);
+    assert_eq!(test["options"]["nodes"], 3);
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["verdict"], "valid");
+    assert_eq!(results["report"]["verdict"], "valid");
+    let faults = results["stats"]["faults"]
+        .as_object()
+        .expect("fault counts");
+    assert!(faults.len() >= 2, "several faults in 15 s: {faults:?}");
+    assert!(
+        results["stats"]["ops"]["read"]["ok"].as_u64() > Some(100),
+        "{results}"
+    );
+
+    // The history on disk has the nemesis events and the final reads.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""process":"nemesis""#));
+    assert!(
+        history.contains(r#""f":"start-partition""#)
+            || history.contains(r#""f":"kill""#)
+            || history.contains(r#""f":"pause""#)
+    );
+    let events: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events
+        .windows(2)
+        .all(|w| w[0]["time"].as_u64() <= w[1]["time"].as_u64()));
+    assert!(events
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e["index"] == i as u64));
+    assert!(dir.join("nodes/n1").is_dir(), "node files under nodes/");
+
+    assert_eq!(
+        leftover_namespaces(),
+        before,
+        "the run tore down its namespaces"
+    );
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+/// Asserts the run found the bug and printed a counterexample.
+fn assert_caught(out: &Output, bug: &str) {
+    let said = text(out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--bug {bug} was not caught: {said}"
+    );
+    assert!(said.contains("INVALID"), "{said}");
+    assert!(said.contains("cannot be linearized: process"), "{said}");
+    assert!(said.contains("minimal sub-history"), "{said}");
+}
+
+#[test]
+fn stale_read_is_caught_on_every_seed() {
+    let Some(_one) = cluster_test("stale_read_is_caught_on_every_seed") else {
+        return;
+    };
+    let store = store("stale-read");
+    for seed in 1..=3 {
+        assert_caught(
+            &run(&store, 8, seed, &["--bug", "stale-read"]),
+            "stale-read",
+        );
+    }
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn lost_write_is_caught_and_test_count_stops_at_the_first_invalid_run() {
+    let Some(_one) = cluster_test("lost_write_is_caught") else {
+        return;
+    };
+    let store = store("lost-write");
+    let out = run(&store, 8, 7, &["--bug", "lost-write", "--test-count", "3"]);
+    assert_caught(&out, "lost-write");
+    // Every run but the last was valid, and the last one invalid.
+    let mut verdicts: Vec<(PathBuf, Value)> =
+        std::fs::read_dir(store.join("raftkv-register-lost-write"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.ends_with("latest"))
+            .map(|p| {
+                (
+                    p.clone(),
+                    read_json(&p.join("results.json"))["verdict"].clone(),
+                )
+            })
+            .collect();
+    verdicts.sort_by(|a, b| a.0.cmp(&b.0));
+    let (last, before) = verdicts.split_last().expect("at least one run");
+    assert_eq!(last.1, "invalid");
+    assert!(before.iter().all(|(_, v)| v == "valid"), "{verdicts:?}");
+    assert_eq!(
+        text(&out).matches(" of 3\n").count(),
+        verdicts.len(),
+        "{}",
+        text(&out)
+    );
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn racy_cas_is_caught() {
+    let Some(_one) = cluster_test("racy_cas_is_caught") else {
+        return;
+    };
+    let store = store("racy-cas");
+    // Fewer keys: more cases race on the same one.
+    assert_caught(
+        &run(&store, 8, 3, &["--bug", "racy-cas", "--keys", "2"]),
+        "racy-cas",
+    );
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn a_missing_raftkv_binary_is_a_setup_error() {
+    let out = splitbrain(&[
+        "run",
+        "--time-limit",
+        "1",
+        "--raftkv-binary",
+        "/nonexistent/raftkv",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("cargo build --release -p raftkv"), "{said}");
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    for bad in [
+        &["--time-limit", "0"][..],
+        &["--op-timeout", "-1"],
+        &["--nodes", "0"],
+        &["--nemesis", "flood"],
+        &["--bug", "slow"],
+        &["--mix", "50,50,50"],
+    ] {
+        let out = splitbrain(&[&["run"][..], bad].concat());
+        assert_eq!(out.status.code(), Some(3), "{bad:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn cleanup_removes_what_a_killed_run_left_behind() {
+    let Some(_one) = cluster_test("cleanup_removes_what_a_killed_run_left_behind") else {
+        return;
+    };
+    let before = leftover_namespaces();
+    let store = store("killed");
+    let raftkv = raftkv().display().to_string();
+    let mut harness = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args([
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "60",
+            "--raftkv-binary",
+            &raftkv,
+        ])
+        .args([
+            "--subnet",
+            "10.219.0.0/24",
+            "--store",
+            &store.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    // The history file appears once the cluster is up.
+    let history = store.join("latest/history.jsonl");
+    for _ in 0..300 {
+        if history.is_file() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    harness.kill().expect("SIGKILL the harness");
+    harness.wait().unwrap();
+    assert!(history.is_file(), "the run never started");
+    assert!(
+        leftover_namespaces().len() > before.len(),
+        "a killed run leaves its namespaces"
+    );
+    // What was recorded up to the kill is on disk.
+    let recorded = std::fs::read_to_string(&history).unwrap();
+    assert!(recorded.lines().count() > 10, "{recorded}");
+
+    let out = splitbrain(&["cleanup"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("namespace sb-"), "{said}");
+    assert_eq!(leftover_namespaces(), before, "{said}");
+    assert_eq!(
+        processes_mentioning(&store),
+        0,
+        "the nodes are gone: {said}"
+    );
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn partitions_without_namespaces_are_a_setup_error() {
+    // Root can make namespaces, so drop to `nobody` to see the loopback fallback.
+    let have_setpriv = Command::new("setpriv").arg("--help").output().is_ok();
+    if missing_privileges().is_some() || !have_setpriv {
+        eprintln!(
+            "skipping partitions_without_namespaces_are_a_setup_error: needs root and setpriv"
+        );
+        return;
+    }
+    let store = store("nobody");
+    std::fs::create_dir_all(&store).unwrap();
+    let _ = Command::new("chmod").arg("777").arg(&store).status();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_splitbrain"))
+        .args([
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "1",
+            "--nemesis",
+            "partition",
+        ])
+        .args(["--raftkv-binary", &raftkv().display().to_string()])
+        .args(["--store", &store.display().to_string()])
+        .output()
+        .expect("setpriv runs");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("--nemesis partition needs one network namespace per node"),
+        "{said}"
+    );
+    assert_eq!(
+        processes_mentioning(&store),
+        0,
+        "the loopback nodes are gone"
+    );
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn harness_benchmark_reports_a_rate() {
+    let out = splitbrain(&["bench", "harness", "--seconds", "0.5", "--concurrency", "4"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains(" ops/s "), "{said}");
+}
