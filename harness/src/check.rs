@@ -38,6 +38,9 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write plots, `report.html` and `junit.xml` into this directory.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -95,6 +98,29 @@ pub fn run(args: Args) -> ExitCode {
                 started.elapsed().as_secs_f64() * 1e3
             ),
         );
+    }
+    if let Some(dir) = &args.report {
+        let name = args
+            .history
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = results::RunInfo {
+            name,
+            target: format!("recorded history ({format})"),
+            ..Default::default()
+        };
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| results::render(dir, &history, &report, &info));
+        match written {
+            Ok(_) => eprintln!("report: {}", dir.join(results::REPORT_HTML).display()),
+            Err(e) => {
+                return fail(&format!(
+                    "cannot write the report into {}: {e}",
+                    dir.display()
+                ))
+            }
+        }
     }
     ExitCode::from(exit::verdict(report.verdict))
 }

@@ -84,6 +84,15 @@ enum Command {
     Bench(bench::Bench),
     /// Remove the namespaces, interfaces, rules and nodes a crashed run left behind.
     Cleanup,
+    /// Serve a web page listing the runs in the store, with their reports and files.
+    Serve {
+        /// The store of run directories.
+        #[arg(long, default_value = "store")]
+        store: std::path::PathBuf,
+        /// Address to listen on; loopback unless you say otherwise.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +113,16 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Bench(bench) => bench::run(bench),
         Command::Cleanup => cleanup(),
+        Command::Serve { store, listen } => {
+            println!("serving {} on http://{listen}/", store.display());
+            match results::serve(&store, listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot serve {} on {listen}: {e}", store.display());
+                    ExitCode::from(exit::BAD_INPUT)
+                }
+            }
+        }
     }
 }
 

@@ -459,6 +459,9 @@ fn judge(
         }),
     )
     .map_err(|e| format!("cannot write {}: {e}", dir.file("results.json").display()))?;
+    results::RunInfo::read(&dir.path)
+        .and_then(|info| results::render(&dir.path, history, &report, &info))
+        .map_err(|e| format!("cannot write the report into {}: {e}", dir.path.display()))?;
 
     let describe = |m: &BTreeMap<String, u64>| {
         m.iter()
@@ -488,6 +491,7 @@ fn judge(
             report.elapsed_ms
         ),
     );
+    println!("report: {}", dir.file(results::REPORT_HTML).display());
     println!("run directory: {}", dir.path.display());
     Ok(report.verdict)
 }

@@ -53,6 +53,29 @@ fn the_shipped_example_is_invalid_with_a_readable_counterexample() {
 }
 
 #[test]
+fn report_dir_gets_plots_html_and_junit() {
+    let dir = std::env::temp_dir().join(format!("splitbrain-cli-report-{}", std::process::id()));
+    let out = splitbrain(&[
+        "check",
+        "--report",
+        &dir.display().to_string(),
+        &repo("examples/stale-read.jsonl"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html written");
+    assert!(
+        html.contains("id=\"counterexample\""),
+        "the report shows the counterexample"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml written");
+    assert!(junit.contains("<failure"), "{junit}");
+    for plot in ["latency-raw.png", "latency-quantiles.png", "rate.png"] {
+        assert!(dir.join(plot).is_file(), "{plot} written");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn valid_history_exits_zero() {
     let out = splitbrain(&["check", &corpus("jepsen/etcd_002.log")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

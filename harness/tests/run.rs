@@ -176,6 +176,18 @@ fn correct_raftkv_under_partitions_kills_and_pauses_is_valid() {
     assert_eq!(test["options"]["nodes"], 3);
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["verdict"], "valid");
+    for artifact in [
+        "report.html",
+        "junit.xml",
+        "latency-raw.png",
+        "latency-quantiles.png",
+        "rate.png",
+    ] {
+        assert!(
+            dir.join(artifact).is_file(),
+            "the run directory has {artifact}"
+        );
+    }
     assert_eq!(results["report"]["verdict"], "valid");
     let faults = results["stats"]["faults"]
         .as_object()
