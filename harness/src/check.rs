@@ -41,6 +41,9 @@ pub struct Args {
     /// Also write plots, `report.html` and `junit.xml` into this directory.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// With --report: draw the plots as SVG instead of PNG.
+    #[arg(long, requires = "report")]
+    svg: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -110,8 +113,13 @@ pub fn run(args: Args) -> ExitCode {
             target: format!("recorded history ({format})"),
             ..Default::default()
         };
+        let format = if args.svg {
+            results::ImageFormat::Svg
+        } else {
+            results::ImageFormat::Png
+        };
         let written = std::fs::create_dir_all(dir)
-            .and_then(|()| results::render(dir, &history, &report, &info));
+            .and_then(|()| results::render_as(dir, &history, &report, &info, format));
         match written {
             Ok(_) => eprintln!("report: {}", dir.join(results::REPORT_HTML).display()),
             Err(e) => {
