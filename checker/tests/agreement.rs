@@ -773,28 +773,38 @@ fn cas_register_observing_failed_cas_agrees_with_brute_force() {
     );
 }
 
+/// Agreement on histories made for a fast path, which must decide most of them.
+fn agree_on_fast_path<M: Model>(
+    name: &str,
+    flavor: Flavor,
+    model: &M,
+    reference: RefModel,
+    seed_base: u64,
+) {
+    let gen = Gen {
+        flavor,
+        noise: 0.45,
+    };
+    let tally = agree(name, gen, model, reference, seed(seed_base), count());
+    assert!(
+        tally.fast_path * 2 >= tally.valid + tally.invalid,
+        "{name}: only {} histories took the fast path",
+        tally.fast_path
+    );
+}
+
 #[test]
 fn unique_value_register_fast_path_agrees_with_brute_force() {
     let model = Register {
         cas: false,
         failed_cas: FailedCas::Ignore,
     };
-    let gen = Gen {
-        flavor: Flavor::Unique,
-        noise: 0.45,
-    };
-    let tally = agree(
+    agree_on_fast_path(
         "unique-register",
-        gen,
+        Flavor::Unique,
         &model,
         RefModel::Register { observe: false },
-        seed(0x5eed_0004),
-        count(),
-    );
-    assert!(
-        tally.fast_path * 2 >= tally.valid + tally.invalid,
-        "only {} histories took the fast path",
-        tally.fast_path
+        0x5eed_0004,
     );
 }
 
@@ -804,43 +814,23 @@ fn unique_value_cas_register_fast_path_agrees_with_brute_force() {
         cas: true,
         failed_cas: FailedCas::Ignore,
     };
-    let gen = Gen {
-        flavor: Flavor::UniqueCas,
-        noise: 0.45,
-    };
-    let tally = agree(
+    agree_on_fast_path(
         "unique-cas-register",
-        gen,
+        Flavor::UniqueCas,
         &model,
         RefModel::Register { observe: false },
-        seed(0x5eed_0006),
-        count(),
-    );
-    assert!(
-        tally.fast_path * 2 >= tally.valid + tally.invalid,
-        "only {} histories took the fast path",
-        tally.fast_path
+        0x5eed_0006,
     );
 }
 
 #[test]
 fn unique_token_kv_fast_path_agrees_with_brute_force() {
-    let gen = Gen {
-        flavor: Flavor::UniqueKv,
-        noise: 0.45,
-    };
-    let tally = agree(
+    agree_on_fast_path(
         "unique-kv",
-        gen,
+        Flavor::UniqueKv,
         &AppendKv,
         RefModel::Kv,
-        seed(0x5eed_0007),
-        count(),
-    );
-    assert!(
-        tally.fast_path * 2 >= tally.valid + tally.invalid,
-        "only {} histories took the fast path",
-        tally.fast_path
+        0x5eed_0007,
     );
 }
 
