@@ -10,9 +10,11 @@
 //!
 //! The roles are Jepsen's, as Rust traits and tasks, one per module:
 //!
-//! - **Client** ([`client`], [`raftkv_client`]): applies one operation to
-//!   the system and says whether it took effect (`ok`), definitely did not
-//!   (`fail`) or may have (`info`).
+//! - **Client** ([`client`], [`raftkv_client`], [`etcd_client`]): applies
+//!   one operation to the system and says whether it took effect (`ok`),
+//!   definitely did not (`fail`) or may have (`info`).
+//! - **Target** ([`target`]): what differs between systems under test (node
+//!   command, leader lookup, client), so they share one runner.
 //! - **Generator** ([`generator`]): the seeded stream of operations of the
 //!   `register` workload, over keys that rotate so each stays checkable.
 //! - **Workers** ([`workers`]): one Tokio task per client, each a logical
@@ -30,6 +32,7 @@
 mod bench;
 mod check;
 mod client;
+mod etcd_client;
 mod generator;
 mod progress;
 mod raftkv_client;
@@ -38,6 +41,7 @@ mod runner;
 mod schedule;
 mod store;
 mod summary;
+mod target;
 mod workers;
 
 use clap::{Parser, Subcommand};

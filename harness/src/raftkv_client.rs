@@ -157,21 +157,3 @@ pub async fn leader(http: &reqwest::Client, addrs: &[SocketAddr]) -> Option<usiz
         .count();
     (followers * 2 > addrs.len()).then_some(index)
 }
-
-/// Polls until a node leads a majority, for up to `patience`.
-pub async fn wait_for_leader(
-    http: &reqwest::Client,
-    addrs: &[SocketAddr],
-    patience: Duration,
-) -> Option<usize> {
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        if let Some(leader) = leader(http, addrs).await {
-            return Some(leader);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}

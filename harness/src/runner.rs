@@ -12,17 +12,19 @@
 //! 5. **teardown**, then the check and `results.json`.
 
 use crate::client::{Action, Op};
+use crate::etcd_client::ReadMode;
 use crate::generator::{Generator, Mix};
 use crate::progress::Progress;
-use crate::raftkv_client::{self, RaftkvClient};
+use crate::raftkv_client;
 use crate::recorder;
 use crate::schedule::{Cluster, FaultCounts, Kind, Nemesis};
 use crate::store::RunDir;
+use crate::target::{self, Target};
 use crate::workers::{self, Counts, Pace};
 use crate::{exit, summary};
 use checker::check::{ModelChoice, Options, Verdict};
 use checker::{EventType, FailedCas, History, Process};
-use nemesis::{ClusterSpec, LocalCluster, NetworkMode, NodeCommand, NodePaths};
+use nemesis::{ClusterSpec, LocalCluster, NetworkMode, NodePaths};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,7 +37,7 @@ use tokio::time::Instant;
 #[derive(clap::Args, Serialize, Clone, Debug)]
 pub struct Args {
     /// The system under test.
-    #[arg(long, default_value = "raftkv", value_parser = ["raftkv"])]
+    #[arg(long, default_value = "raftkv", value_parser = ["raftkv", "etcd"])]
     target: String,
     /// Cluster size.
     #[arg(long, default_value_t = 5, value_parser = at_least_one)]
@@ -93,6 +95,17 @@ pub struct Args {
     /// The raftkv binary (default: next to this executable, then on PATH).
     #[arg(long, value_name = "PATH")]
     raftkv_binary: Option<PathBuf>,
+    /// The etcd binary (default: `etcd` on PATH; apt-get install etcd-server).
+    #[arg(long, value_name = "PATH")]
+    etcd_binary: Option<PathBuf>,
+    /// Test an existing etcd cluster at these client URLs (comma separated,
+    /// loopback or the --subnet only) instead of starting one; no nemesis.
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// etcd only: linearizable reads, or serializable ones (local to the
+    /// member, stale by design).
+    #[arg(long, value_parser = ["linearizable", "serializable"])]
+    read_mode: Option<String>,
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -114,7 +127,8 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 struct TestFile<'a> {
     name: &'a str,
     seed: u64,
-    raftkv_binary: &'a Path,
+    target: &'a str,
+    binary: Option<&'a Path>,
     splitbrain_version: &'static str,
     options: &'a Args,
 }
@@ -124,10 +138,10 @@ type Setup<T> = Result<T, String>;
 
 pub fn run(args: Args) -> ExitCode {
     nemesis::install_signal_cleanup();
-    let outcome = find_raftkv(args.raftkv_binary.as_deref()).and_then(|binary| {
+    let outcome = choose_target(&args).and_then(|target| {
         let runtime = tokio::runtime::Runtime::new()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        runtime.block_on(run_all(&args, &binary))
+        runtime.block_on(run_all(&args, &target))
     });
     match outcome {
         Ok(verdict) => ExitCode::from(exit::verdict(verdict)),
@@ -139,7 +153,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// Runs `--test-count` times; the result is the worst verdict.
-async fn run_all(args: &Args, binary: &Path) -> Setup<Verdict> {
+async fn run_all(args: &Args, target: &Target) -> Setup<Verdict> {
     let first_seed = args.seed.unwrap_or_else(rand::random);
     let mut worst = Verdict::Valid;
     for i in 0..args.test_count.max(1) {
@@ -147,13 +161,76 @@ async fn run_all(args: &Args, binary: &Path) -> Setup<Verdict> {
         if args.test_count > 1 {
             println!("\nrun {} of {}", i + 1, args.test_count);
         }
-        match one_run(args, seed, binary).await? {
+        match one_run(args, seed, target).await? {
             Verdict::Invalid => return Ok(Verdict::Invalid),
             Verdict::Unknown => worst = Verdict::Unknown,
             Verdict::Valid => {}
         }
     }
     Ok(worst)
+}
+
+/// The target the options describe, with its binary found; refuses options
+/// that do not fit it.
+fn choose_target(args: &Args) -> Setup<Target> {
+    let op_timeout_ms = (args.op_timeout * 750.0) as u64;
+    match args.target.as_str() {
+        "etcd" => {
+            if !args.bugs.is_empty() {
+                return Err("--bug switches exist only in raftkv, not in etcd".into());
+            }
+            let read_mode = match args.read_mode.as_deref() {
+                Some("serializable") => ReadMode::Serializable,
+                _ => ReadMode::Linearizable,
+            };
+            // Refuse hosts we may not contact before anything is created.
+            target::parse_endpoints(&args.endpoints, &args.subnet)?;
+            let binary = if args.endpoints.is_empty() {
+                Some(find_etcd(args.etcd_binary.as_deref())?)
+            } else {
+                if !args.nemesis.is_empty() {
+                    return Err(
+                        "--nemesis cannot be used with --endpoints: Splitbrain only \
+                                faults processes and namespaces it started itself, never an \
+                                existing cluster; drop --endpoints to let it start etcd"
+                            .into(),
+                    );
+                }
+                None
+            };
+            Ok(Target::Etcd { binary, read_mode })
+        }
+        _ => {
+            if args.read_mode.is_some() {
+                return Err("--read-mode applies to --target etcd only".into());
+            }
+            if !args.endpoints.is_empty() {
+                return Err("--endpoints applies to --target etcd only".into());
+            }
+            Ok(Target::Raftkv {
+                binary: find_raftkv(args.raftkv_binary.as_deref())?,
+                bugs: args.bugs.clone(),
+                // raftkv answers before the client gives up, so that what it
+                // knows to be "not applied" (no leader) is recorded as `fail`,
+                // not `info`.
+                request_timeout_ms: op_timeout_ms,
+            })
+        }
+    }
+}
+
+fn find_etcd(given: Option<&Path>) -> Setup<PathBuf> {
+    let found = match given {
+        Some(path) => Some(path.to_path_buf()).filter(|p| p.is_file()),
+        None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join("etcd"))
+            .find(|p| p.is_file()),
+    };
+    found.ok_or_else(|| {
+        "cannot find the etcd binary: install it with `apt-get install etcd-server`, \
+         or pass --etcd-binary PATH"
+            .to_string()
+    })
 }
 
 fn find_raftkv(given: Option<&Path>) -> Setup<PathBuf> {
@@ -176,7 +253,7 @@ fn find_raftkv(given: Option<&Path>) -> Setup<PathBuf> {
     })
 }
 
-async fn one_run(args: &Args, seed: u64, binary: &Path) -> Setup<Verdict> {
+async fn one_run(args: &Args, seed: u64, target: &Target) -> Setup<Verdict> {
     let mut name = format!("{}-{}", args.target, args.workload);
     for bug in &args.bugs {
         name = format!("{name}-{bug}");
@@ -190,7 +267,8 @@ async fn one_run(args: &Args, seed: u64, binary: &Path) -> Setup<Verdict> {
     let test = TestFile {
         name: &name,
         seed,
-        raftkv_binary: binary,
+        target: target.name(),
+        binary: target.binary(),
         splitbrain_version: env!("CARGO_PKG_VERSION"),
         options: args,
     };
@@ -202,10 +280,30 @@ async fn one_run(args: &Args, seed: u64, binary: &Path) -> Setup<Verdict> {
     let op_timeout = Duration::from_secs_f64(args.op_timeout);
     let http = raftkv_client::http(op_timeout)
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let cluster = start_cluster(args, seed, binary, &dir.path, &http).await?;
-    let driven = drive(args, seed, &dir, &cluster, &http).await;
+    let (cluster, addrs) = if args.endpoints.is_empty() {
+        let cluster = start_cluster(args, seed, target, &dir.path, &http).await?;
+        let addrs = cluster.lock().expect("lock").addrs().to_vec();
+        (Some(cluster), addrs)
+    } else {
+        let addrs = target::parse_endpoints(&args.endpoints, &args.subnet)?;
+        if target
+            .wait_for_leader(&http, &addrs, Duration::from_secs(10))
+            .await
+            .is_none()
+        {
+            return Err(format!(
+                "no leader among {} within 10 s: is the cluster up, and are these all its members?",
+                args.endpoints.join(",")
+            ));
+        }
+        (None, addrs)
+    };
+    let driven = drive(args, seed, &dir, cluster.as_ref(), &addrs, target, &http).await;
     // Tear down before checking: a long check should not keep the nodes alive.
-    let removed = teardown(cluster).await;
+    let removed = match cluster {
+        Some(cluster) => teardown(cluster).await,
+        None => Ok(()),
+    };
     let (history, faults) = driven?;
     removed?;
     judge(args, seed, &dir, &history, faults)
@@ -214,61 +312,29 @@ async fn one_run(args: &Args, seed: u64, binary: &Path) -> Setup<Verdict> {
 async fn start_cluster(
     args: &Args,
     seed: u64,
-    binary: &Path,
+    target: &Target,
     dir: &Path,
     http: &reqwest::Client,
 ) -> Setup<Cluster> {
+    let name = cluster_name(seed);
     let spec = ClusterSpec {
-        name: cluster_name(seed),
+        name: name.clone(),
         nodes: args.nodes,
         dir: dir.to_path_buf(),
         network: NetworkMode::Auto,
         subnet: args.subnet.clone(),
-        port: 7000,
+        port: target.port(),
     };
-    // raftkv answers before the client gives up, so that what it knows to
-    // be "not applied" (no leader) is recorded as `fail`, not `info`.
-    let request_timeout_ms = (args.op_timeout * 750.0) as u64;
-    let bugs: Vec<String> = args
-        .bugs
-        .iter()
-        .flat_map(|b| ["--bug".to_string(), b.clone()])
-        .collect();
-    let binary = binary.to_path_buf();
-    let command = move |i: usize, addrs: &[SocketAddr], paths: &NodePaths| {
-        let members: Vec<String> = addrs
-            .iter()
-            .enumerate()
-            .map(|(j, a)| format!("{}={a}", j + 1))
-            .collect();
-        let mut args = vec![
-            "--id".to_string(),
-            (i + 1).to_string(),
-            "--listen".into(),
-            addrs[i].to_string(),
-            "--cluster".into(),
-            members.join(","),
-            "--data-dir".into(),
-            paths.data_dir.display().to_string(),
-            "--log-file".into(),
-            paths.log_file.display().to_string(),
-            "--request-timeout-ms".into(),
-            request_timeout_ms.to_string(),
-        ];
-        args.extend(bugs.iter().cloned());
-        NodeCommand {
-            program: binary.clone(),
-            args,
-            env: Vec::new(),
+    let command = {
+        let target = target.clone();
+        move |i: usize, addrs: &[SocketAddr], paths: &NodePaths| {
+            target.node_command(&name, i, addrs, paths)
         }
     };
     let handle = tokio::runtime::Handle::current();
     let http = http.clone();
-    let ready = move |addrs: &[SocketAddr]| {
-        handle
-            .block_on(raftkv_client::leader(&http, addrs))
-            .is_some()
-    };
+    let probe = target.clone();
+    let ready = move |addrs: &[SocketAddr]| handle.block_on(probe.leader(&http, addrs)).is_some();
     let cluster = tokio::task::spawn_blocking(move || {
         LocalCluster::start(spec, &command, &ready, Duration::from_secs(30))
     })
@@ -321,29 +387,32 @@ async fn drive(
     args: &Args,
     seed: u64,
     dir: &RunDir,
-    cluster: &Cluster,
+    cluster: Option<&Cluster>,
+    addrs: &[SocketAddr],
+    target: &Target,
     http: &reqwest::Client,
 ) -> Setup<(History, FaultCounts)> {
     let path = dir.file("history.jsonl");
     let (recorder, recording) =
         recorder::start(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let addrs = cluster.lock().expect("lock").addrs().to_vec();
+    let addrs = addrs.to_vec();
     let counts = Arc::new(Counts::default());
     let now = Arc::new(Mutex::new(String::new()));
     let progress = Progress::start(counts.clone(), now.clone());
     let op_timeout = Duration::from_secs_f64(args.op_timeout);
     let until = Instant::now() + Duration::from_secs_f64(args.time_limit);
 
-    let nemesis = Nemesis {
+    let nemesis = cluster.map(|cluster| Nemesis {
         cluster: cluster.clone(),
+        target: target.clone(),
         addrs: addrs.clone(),
         http: http.clone(),
         kinds: args.nemesis.clone(),
         interval: Duration::from_secs_f64(args.nemesis_interval),
         recorder: recorder.clone(),
         now: now.clone(),
-    };
-    let schedule = tokio::spawn(nemesis.run(seed, until));
+    });
+    let schedule = nemesis.map(|nemesis| tokio::spawn(nemesis.run(seed, until)));
     let generator = Arc::new(Mutex::new(Generator::new(
         seed,
         args.keys,
@@ -351,7 +420,7 @@ async fn drive(
         args.mix,
     )));
     let clients = (0..args.concurrency)
-        .map(|i| RaftkvClient::new(http.clone(), &addrs[i % addrs.len()].to_string()))
+        .map(|i| target.client(http.clone(), &addrs[i % addrs.len()]))
         .collect();
     let pace = Pace {
         op_timeout,
@@ -360,17 +429,24 @@ async fn drive(
     };
     let mut next_process =
         workers::run(clients, generator.clone(), &recorder, &pace, &counts, until).await;
-    let faults = schedule
-        .await
-        .map_err(|e| format!("the nemesis schedule panicked: {e}"))??;
+    let faults = match schedule {
+        Some(schedule) => schedule
+            .await
+            .map_err(|e| format!("the nemesis schedule panicked: {e}"))??,
+        None => FaultCounts::new(),
+    };
 
-    *now.lock().expect("lock") = "healing".into();
-    let healed = cluster.clone();
-    tokio::task::spawn_blocking(move || healed.lock().expect("lock").heal_all())
-        .await
-        .map_err(|e| format!("healing panicked: {e}"))?
-        .map_err(|e| format!("cannot heal the cluster: {e}"))?;
-    let recovered = raftkv_client::wait_for_leader(http, &addrs, Duration::from_secs(30)).await;
+    if let Some(cluster) = cluster {
+        *now.lock().expect("lock") = "healing".into();
+        let healed = cluster.clone();
+        tokio::task::spawn_blocking(move || healed.lock().expect("lock").heal_all())
+            .await
+            .map_err(|e| format!("healing panicked: {e}"))?
+            .map_err(|e| format!("cannot heal the cluster: {e}"))?;
+    }
+    let recovered = target
+        .wait_for_leader(http, &addrs, Duration::from_secs(30))
+        .await;
 
     *now.lock().expect("lock") = "final reads".into();
     let keys: Vec<String> = generator.lock().expect("lock").keys().collect();
@@ -382,10 +458,7 @@ async fn drive(
         // A fresh client per key, spread over the nodes; a few tries each,
         // as the cluster may still be settling.
         for attempt in 0..5 {
-            let mut client = RaftkvClient::new(
-                http.clone(),
-                &addrs[(i + attempt) % addrs.len()].to_string(),
-            );
+            let mut client = target.client(http.clone(), &addrs[(i + attempt) % addrs.len()]);
             let outcome =
                 workers::perform(&mut client, &op, next_process, &recorder, op_timeout).await;
             next_process += 1;

@@ -7,8 +7,8 @@
 //! start and stop goes into the history as a `nemesis` event: `invoke` when
 //! the nemesis begins, `info` once it is done (with the error if it failed).
 
-use crate::raftkv_client;
 use crate::recorder::Recorder;
+use crate::target::Target;
 use checker::EventType;
 use nemesis::{Fault, Grudge, LocalCluster};
 use rand::rngs::SmallRng;
@@ -38,6 +38,8 @@ pub type Cluster = Arc<Mutex<LocalCluster>>;
 /// What the schedule needs to run.
 pub struct Nemesis {
     pub cluster: Cluster,
+    /// Finds the leader for "the leader" faults.
+    pub target: Target,
     pub addrs: Vec<SocketAddr>,
     pub http: reqwest::Client,
     pub kinds: Vec<Kind>,
@@ -66,7 +68,7 @@ impl Nemesis {
                 return Ok(counts);
             }
             let kind = *self.kinds.choose(&mut rng).expect("not empty");
-            let leader = raftkv_client::leader(&self.http, &self.addrs).await;
+            let leader = self.target.leader(&self.http, &self.addrs).await;
             let (fault, variant) = choose(kind, self.addrs.len(), leader, &mut rng);
             *counts
                 .entry(format!("{}/{variant}", fault.kind()))

@@ -1,0 +1,290 @@
+//! `splitbrain run --target etcd` end to end, with real etcd 3.4 members
+//! (`apt-get install etcd-server`): linearizable reads stay valid under
+//! partitions and kills, serializable reads are caught stale, and an
+//! existing loopback cluster can be tested through `--endpoints`.
+//!
+//! Tests skip, saying why, when etcd (or, for namespaces, root, `ip` and
+//! `iptables`) is missing. One cluster at a time.
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn splitbrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn missing(namespaces: bool) -> Option<String> {
+    if !have("etcd") {
+        return Some("`etcd` is not installed (apt-get install etcd-server)".into());
+    }
+    if namespaces {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if !root {
+            return Some("not root (network namespaces need it)".into());
+        }
+        for tool in ["ip", "iptables"] {
+            if !have(tool) {
+                return Some(format!(
+                    "`{tool}` is not installed (apt-get install iproute2 iptables)"
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn cluster_test(name: &str, namespaces: bool) -> Option<MutexGuard<'static, ()>> {
+    if let Some(why) = missing(namespaces) {
+        eprintln!("skipping {name}: {why}");
+        return None;
+    }
+    Some(
+        ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    )
+}
+
+fn store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("splitbrain-etcd-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// The one run directory under `store`.
+fn run_dir(store: &Path) -> PathBuf {
+    let dir = store.join("etcd-register");
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    runs.pop().expect("a run directory")
+}
+
+fn leftovers(store: &Path) {
+    let out = Command::new("ip").args(["netns", "list"]).output();
+    if let Ok(out) = out {
+        let ns = String::from_utf8_lossy(&out.stdout);
+        assert!(!ns.contains("sb-"), "namespaces left behind: {ns}");
+    }
+    let ps = Command::new("pgrep")
+        .args(["-af", &store.display().to_string()])
+        .output()
+        .expect("pgrep runs");
+    assert!(
+        ps.stdout.is_empty(),
+        "processes left behind: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
+
+fn run(store: &Path, seconds: &str, seed: &str, extra: &[&str]) -> Output {
+    let store = store.display().to_string();
+    let mut args = vec![
+        "run",
+        "--target",
+        "etcd",
+        "--nodes",
+        "3",
+        "--concurrency",
+        "10",
+        "--time-limit",
+        seconds,
+        "--nemesis-interval",
+        "3",
+        "--seed",
+        seed,
+        "--subnet",
+        "10.221.0.0/24",
+        "--store",
+        &store,
+    ];
+    args.extend(extra);
+    splitbrain(&args)
+}
+
+#[test]
+fn etcd_with_linearizable_reads_is_valid_under_partitions_and_kills() {
+    let Some(_lock) = cluster_test("the linearizable etcd run", true) else {
+        return;
+    };
+    let store = store("linearizable");
+    let out = run(&store, "12", "7", &["--nemesis", "partition,kill"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let dir = run_dir(&store);
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["verdict"], "valid", "{said}");
+    let faults = results["stats"]["faults"].as_object().expect("faults");
+    assert!(!faults.is_empty(), "no faults were injected: {said}");
+    let test = read_json(&dir.join("test.json"));
+    assert_eq!(test["options"]["target"], "etcd");
+    assert!(dir.join("nodes/n1/stderr.log").is_file());
+    leftovers(&store);
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn etcd_with_serializable_reads_is_caught_reading_stale() {
+    let Some(_lock) = cluster_test("the serializable etcd run", true) else {
+        return;
+    };
+    let store = store("serializable");
+    let out = run(
+        &store,
+        "8",
+        "3",
+        &["--nemesis", "partition", "--read-mode", "serializable"],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let results = read_json(&run_dir(&store).join("results.json"));
+    assert_eq!(results["verdict"], "invalid", "{said}");
+    // The operation that cannot be placed is a read that saw an old value.
+    let blocked = &results["report"]["counterexample"]["blocked"];
+    assert_eq!(blocked["f"], "read", "{blocked}");
+    leftovers(&store);
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+/// etcd members the test started itself; killed by pid when dropped.
+struct Members(Vec<Child>);
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+#[test]
+fn an_existing_loopback_etcd_cluster_is_tested_through_endpoints() {
+    let Some(_lock) = cluster_test("the endpoints run", false) else {
+        return;
+    };
+    let store = store("endpoints");
+    std::fs::create_dir_all(&store).unwrap();
+
+    // Refusals need no cluster.
+    let out = splitbrain(&[
+        "run",
+        "--target",
+        "etcd",
+        "--endpoints",
+        "http://127.0.0.1:2379",
+        "--nemesis",
+        "kill",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("started itself"), "{}", text(&out));
+    let out = splitbrain(&[
+        "run",
+        "--target",
+        "etcd",
+        "--endpoints",
+        "http://192.0.2.7:2379",
+        "--store",
+        &store.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("never other hosts"), "{}", text(&out));
+
+    let ports = free_ports(6);
+    let peer = |i: usize| format!("http://127.0.0.1:{}", ports[3 + i]);
+    let client = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let initial: Vec<String> = (0..3).map(|i| format!("m{i}={}", peer(i))).collect();
+    let mut members = Members(Vec::new());
+    for i in 0..3 {
+        let dir = store.join(format!("m{i}"));
+        let log = std::fs::File::create(store.join(format!("m{i}.log"))).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", &format!("m{i}")])
+            .args(["--data-dir", &dir.display().to_string()])
+            .args(["--listen-client-urls", &client(i)])
+            .args(["--advertise-client-urls", &client(i)])
+            .args(["--listen-peer-urls", &peer(i)])
+            .args(["--initial-advertise-peer-urls", &peer(i)])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd starts");
+        members.0.push(child);
+    }
+    let endpoints: Vec<String> = (0..3).map(client).collect();
+    let endpoints = endpoints.join(",");
+    let started = Instant::now();
+    let out = splitbrain(&[
+        "run",
+        "--target",
+        "etcd",
+        "--endpoints",
+        &endpoints,
+        "--concurrency",
+        "6",
+        "--time-limit",
+        "5",
+        "--seed",
+        "11",
+        "--store",
+        &store.display().to_string(),
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let results = read_json(&run_dir(&store).join("results.json"));
+    assert_eq!(results["verdict"], "valid", "{said}");
+    let ok = results["stats"]["ops"]["read"]["ok"].as_u64().unwrap_or(0);
+    assert!(ok > 0, "no successful reads: {said}");
+    drop(members);
+    leftovers(&store);
+    let _ = std::fs::remove_dir_all(&store);
+}
