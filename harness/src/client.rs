@@ -91,3 +91,30 @@ impl Completion {
 pub trait Client: Send + 'static {
     fn invoke(&mut self, op: &Op) -> impl Future<Output = Completion> + Send;
 }
+
+/// Asks every node at once and collects the answers in node order; a node
+/// that does not answer within 500 ms (a paused one never does) counts as
+/// `None`. Leader lookups of every target go through this.
+pub async fn ask_all<T: serde::de::DeserializeOwned + Send + 'static>(
+    addrs: &[std::net::SocketAddr],
+    request: impl Fn(std::net::SocketAddr) -> reqwest::RequestBuilder,
+) -> Vec<Option<T>> {
+    let asks: Vec<_> = addrs
+        .iter()
+        .map(|&addr| {
+            let request = request(addr);
+            tokio::spawn(async move {
+                let ask = async { request.send().await.ok()?.json::<T>().await.ok() };
+                tokio::time::timeout(std::time::Duration::from_millis(500), ask)
+                    .await
+                    .ok()
+                    .flatten()
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(asks.len());
+    for ask in asks {
+        answers.push(ask.await.ok().flatten());
+    }
+    answers
+}

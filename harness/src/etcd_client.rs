@@ -194,26 +194,11 @@ struct Status {
 /// follow, by `/v3/maintenance/status` (leader when `leader ==
 /// header.member_id`); `None` while there is no such member.
 pub async fn leader(http: &reqwest::Client, addrs: &[SocketAddr]) -> Option<usize> {
-    let asks: Vec<_> = addrs
-        .iter()
-        .map(|addr| {
-            let request = http
-                .post(format!("http://{addr}/v3/maintenance/status"))
-                .json(&json!({}));
-            tokio::spawn(async move {
-                let ask = async { request.send().await.ok()?.json::<Status>().await.ok() };
-                // A paused member never answers; it leads nobody meanwhile.
-                tokio::time::timeout(Duration::from_millis(500), ask)
-                    .await
-                    .ok()
-                    .flatten()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::with_capacity(asks.len());
-    for ask in asks {
-        statuses.push(ask.await.ok().flatten());
-    }
+    let statuses: Vec<Option<Status>> = crate::client::ask_all(addrs, |addr| {
+        http.post(format!("http://{addr}/v3/maintenance/status"))
+            .json(&json!({}))
+    })
+    .await;
     let term = |s: &Status| {
         s.raft_term
             .as_deref()

@@ -122,24 +122,8 @@ struct Status {
 /// The index of the node that leads and that a majority of the nodes
 /// follow, by raftkv's `GET /status`; `None` while there is no such node.
 pub async fn leader(http: &reqwest::Client, addrs: &[SocketAddr]) -> Option<usize> {
-    let asks: Vec<_> = addrs
-        .iter()
-        .map(|addr| {
-            let request = http.get(format!("http://{addr}/status"));
-            tokio::spawn(async move {
-                let ask = async { request.send().await.ok()?.json::<Status>().await.ok() };
-                // A paused node never answers; it leads nobody meanwhile.
-                tokio::time::timeout(Duration::from_millis(500), ask)
-                    .await
-                    .ok()
-                    .flatten()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::with_capacity(asks.len());
-    for ask in asks {
-        statuses.push(ask.await.ok().flatten());
-    }
+    let statuses: Vec<Option<Status>> =
+        crate::client::ask_all(addrs, |addr| http.get(format!("http://{addr}/status"))).await;
     // raftkv numbers nodes from 1; the cluster from 0.
     let (index, _) = statuses
         .iter()
