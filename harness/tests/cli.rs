@@ -1,15 +1,10 @@
 //! The `splitbrain check` command as a user meets it: verdicts, exit codes,
 //! counterexamples and errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn splitbrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use common::{splitbrain, text};
+use std::path::{Path, PathBuf};
 
 fn repo(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,14 +16,6 @@ fn repo(path: &str) -> String {
 
 fn corpus(path: &str) -> String {
     repo(&format!("../shared/testdata/porcupine/{path}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {

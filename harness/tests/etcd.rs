@@ -6,82 +6,29 @@
 //! Tests skip, saying why, when etcd (or, for namespaces, root, `ip` and
 //! `iptables`) is missing. One cluster at a time.
 
-use serde_json::Value;
+mod common;
+
+use common::{have, read_json, splitbrain, text};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
-
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn splitbrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Why this machine cannot run the test, if it cannot.
 fn missing(namespaces: bool) -> Option<String> {
     if !have("etcd") {
         return Some("`etcd` is not installed (apt-get install etcd-server)".into());
     }
-    if namespaces {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        if !root {
-            return Some("not root (network namespaces need it)".into());
-        }
-        for tool in ["ip", "iptables"] {
-            if !have(tool) {
-                return Some(format!(
-                    "`{tool}` is not installed (apt-get install iproute2 iptables)"
-                ));
-            }
-        }
-    }
-    None
+    namespaces.then(common::missing_namespaces).flatten()
 }
 
 fn cluster_test(name: &str, namespaces: bool) -> Option<MutexGuard<'static, ()>> {
-    if let Some(why) = missing(namespaces) {
-        eprintln!("skipping {name}: {why}");
-        return None;
-    }
-    Some(
-        ONE_CLUSTER_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()),
-    )
+    common::cluster_test(name, missing(namespaces))
 }
 
 fn store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("splitbrain-etcd-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("valid JSON")
+    common::store("etcd", name)
 }
 
 /// The one run directory under `store`.

@@ -7,49 +7,19 @@
 //! and a starved cluster would test the machine rather than the harness.
 //! Tests that need root, `ip` and `iptables` say why they skip.
 
+mod common;
+
+use common::{read_json, splitbrain, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
 
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn splitbrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+fn cluster_test(name: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    common::cluster_test(name, common::missing_namespaces())
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Why this machine cannot run a cluster in namespaces, if it cannot.
-fn missing_privileges() -> Option<String> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
-        return Some("not root (network namespaces need it)".into());
-    }
-    for tool in ["ip", "iptables"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "`{tool}` is not installed (apt-get install iproute2 iptables)"
-            ));
-        }
-    }
-    None
+fn store(name: &str) -> PathBuf {
+    common::store("run", name)
 }
 
 /// The raftkv binary of the same build, built first if `cargo test` did not
@@ -68,26 +38,6 @@ fn raftkv() -> PathBuf {
         assert!(status.success(), "cargo build -p raftkv failed");
     }
     raftkv
-}
-
-/// A place for run directories that no other test uses.
-fn store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("splitbrain-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Holds the lock and the skip decision for a test that starts a cluster.
-fn cluster_test(name: &str) -> Option<MutexGuard<'static, ()>> {
-    if let Some(why) = missing_privileges() {
-        eprintln!("skipping {name}: {why}");
-        return None;
-    }
-    Some(
-        ONE_CLUSTER_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()),
-    )
 }
 
 /// Runs `splitbrain run` on 3 nodes with every fault kind.
@@ -117,11 +67,6 @@ fn run(store: &Path, seconds: u32, seed: u64, extra: &[&str]) -> Output {
     args.extend(["--store", &store]);
     args.extend(extra);
     splitbrain(&args)
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("valid JSON")
 }
 
 fn leftover_namespaces() -> Vec<String> {
@@ -396,7 +341,7 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
 fn partitions_without_namespaces_are_a_setup_error() {
     // Root can make namespaces, so drop to `nobody` to see the loopback fallback.
     let have_setpriv = Command::new("setpriv").arg("--help").output().is_ok();
-    if missing_privileges().is_some() || !have_setpriv {
+    if common::missing_namespaces().is_some() || !have_setpriv {
         eprintln!(
             "skipping partitions_without_namespaces_are_a_setup_error: needs root and setpriv"
         );

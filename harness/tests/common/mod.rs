@@ -1,0 +1,74 @@
+//! What the harness's end-to-end test files share: running the binary, the
+//! skip decision for tests that need namespaces, one cluster at a time.
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub fn splitbrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Everything the command said, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Why this machine cannot run a cluster in network namespaces, if it cannot.
+pub fn missing_namespaces() -> Option<String> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return Some("not root (network namespaces need it)".into());
+    }
+    ["ip", "iptables"]
+        .into_iter()
+        .find(|tool| !have(tool))
+        .map(|tool| format!("`{tool}` is not installed (apt-get install iproute2 iptables)"))
+}
+
+/// Holds the lock for a test that starts a cluster, or says why it skips.
+pub fn cluster_test(name: &str, missing: Option<String>) -> Option<MutexGuard<'static, ()>> {
+    if let Some(why) = missing {
+        eprintln!("skipping {name}: {why}");
+        return None;
+    }
+    Some(
+        ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    )
+}
+
+/// A fresh place for run directories that no other test uses.
+pub fn store(prefix: &str, name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("splitbrain-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
