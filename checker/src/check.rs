@@ -271,28 +271,42 @@ fn compile<M: Model>(
 ) -> Result<Vec<Timed<M::Step>>, ModelError> {
     use rayon::prelude::*;
     // In parallel: for a million operations this is most of a check's time.
-    // Rayon's collect keeps the order.
-    members
+    // An indexed map writes each step straight to its place (a filtered one
+    // would gather pieces and copy them all again); the few operations that
+    // compile to nothing are then squeezed out in place.
+    let failed = AtomicBool::new(false);
+    let mut steps: Vec<Option<Timed<M::Step>>> = members
         .par_iter()
         .with_min_len(4096)
-        .filter_map(|&i| {
+        .map(|&i| {
             let op = &ops[i];
-            match model.compile(op) {
-                Ok(step) => step.map(|step| {
-                    Ok(Timed {
-                        step,
-                        call: op.call,
-                        ret: op.ret,
-                        op: i,
-                    })
-                }),
-                Err(message) => Some(Err(ModelError {
-                    op: op.clone(),
-                    message,
-                })),
-            }
+            let step = model.compile(op).unwrap_or_else(|_| {
+                failed.store(true, Ordering::Relaxed);
+                None
+            })?;
+            Some(Timed {
+                step,
+                call: op.call,
+                ret: op.ret,
+                op: i,
+            })
         })
-        .collect()
+        .collect();
+    if failed.into_inner() {
+        // Report the first operation the model refuses, as a serial pass would.
+        let error = members.iter().find_map(|&i| {
+            let op = &ops[i];
+            model.compile(op).err().map(|message| ModelError {
+                op: op.clone(),
+                message,
+            })
+        });
+        return Err(error.expect("an operation failed to compile"));
+    }
+    steps.retain(Option::is_some);
+    // In place: a step and an optional step have the same size, so the
+    // standard library reuses the buffer (`flatten` would copy it).
+    Ok(steps.into_iter().map(|t| t.expect("kept")).collect())
 }
 
 /// Step 2 of the pipeline. Both rules need, per observer, the producers it
@@ -406,7 +420,7 @@ impl<'m, M: Model> Partition<'m, M> {
         // The fast path sees the steps as recorded: it handles indeterminate
         // operations itself, and its witness must hold with the recorded
         // returns, not with returns `simplify` pulled in.
-        if let Some(result) = model.fast_check(&self.steps).filter(|_| fast) {
+        if let Some(result) = fast.then(|| model.fast_check(&self.steps)).flatten() {
             self.method = Method::FastPath;
             self.outcome = Some(result.is_ok());
             self.fast_witness = result.err();

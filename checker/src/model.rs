@@ -87,14 +87,20 @@ pub struct Register {
 pub enum RegisterStep {
     Read(Value),
     Write(Value),
-    Cas {
-        from: Value,
-        to: Value,
-    },
+    /// Boxed: a cas is two values, and every step of a partition is as large
+    /// as its largest kind; unboxed, reads and writes would double in size.
+    Cas(Box<Cas>),
     /// A failed cas read as an observation: the value was not `from`.
     CasFailed {
         from: Value,
     },
+}
+
+/// A compare-and-set from one value to another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cas {
+    pub from: Value,
+    pub to: Value,
 }
 
 impl Model for Register {
@@ -122,10 +128,10 @@ impl Model for Register {
                     (Outcome::Fail, FailedCas::Observe) => {
                         RegisterStep::CasFailed { from: from.clone() }
                     }
-                    _ => RegisterStep::Cas {
+                    _ => RegisterStep::Cas(Box::new(Cas {
                         from: from.clone(),
                         to: to.clone(),
-                    },
+                    })),
                 }
             }
             (f, _) => {
@@ -144,18 +150,20 @@ impl Model for Register {
         match step {
             RegisterStep::Read(v) => (v == state).then(|| state.clone()),
             RegisterStep::Write(v) => Some(v.clone()),
-            RegisterStep::Cas { from, to } => (from == state).then(|| to.clone()),
+            RegisterStep::Cas(cas) => (cas.from == *state).then(|| cas.to.clone()),
             RegisterStep::CasFailed { from } => (from != state).then(|| state.clone()),
         }
     }
 
     fn depends(&self, observer: &RegisterStep, producer: &RegisterStep) -> bool {
         let written = match producer {
-            RegisterStep::Write(v) | RegisterStep::Cas { to: v, .. } => v,
+            RegisterStep::Write(v) => v,
+            RegisterStep::Cas(cas) => &cas.to,
             RegisterStep::Read(_) | RegisterStep::CasFailed { .. } => return false,
         };
         match observer {
-            RegisterStep::Read(v) | RegisterStep::Cas { from: v, .. } => v == written,
+            RegisterStep::Read(v) => v == written,
+            RegisterStep::Cas(cas) => cas.from == *written,
             // It saw "not `from`": whichever write came last may matter.
             RegisterStep::CasFailed { .. } => true,
             RegisterStep::Write(_) => false,
@@ -163,11 +171,15 @@ impl Model for Register {
     }
 
     fn produces(&self, step: &RegisterStep) -> bool {
-        matches!(step, RegisterStep::Write(_) | RegisterStep::Cas { .. })
+        matches!(step, RegisterStep::Write(_) | RegisterStep::Cas(_))
     }
 
     fn needs_producer(&self, step: &RegisterStep) -> bool {
-        matches!(step, RegisterStep::Read(v) | RegisterStep::Cas { from: v, .. } if *v != Value::Nil)
+        match step {
+            RegisterStep::Read(v) => *v != Value::Nil,
+            RegisterStep::Cas(cas) => cas.from != Value::Nil,
+            RegisterStep::Write(_) | RegisterStep::CasFailed { .. } => false,
+        }
     }
 
     fn fast_check(

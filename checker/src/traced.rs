@@ -16,7 +16,7 @@
 //! else goes to the search, which also explains it.
 
 use crate::history::Value;
-use crate::model::{KvStep, RegisterStep};
+use crate::model::{Cas, KvStep, RegisterStep};
 use crate::search::Timed;
 use rustc_hash::FxHashMap;
 
@@ -90,10 +90,10 @@ pub fn check(steps: &[Timed<KvStep>]) -> Option<Result<(), Vec<usize>>> {
         .map(|(i, t)| {
             let step = match &t.step {
                 KvStep::Get(_) => RegisterStep::Read(version(read[i])),
-                KvStep::Append(_) if before[i].is_some() => RegisterStep::Cas {
+                KvStep::Append(_) if before[i].is_some() => RegisterStep::Cas(Box::new(Cas {
                     from: version(before[i].expect("checked")),
                     to: version(i),
-                },
+                })),
                 KvStep::Put(_) | KvStep::Append(_) => RegisterStep::Write(version(i)),
             };
             Timed {

@@ -52,6 +52,21 @@ impl Version {
     };
 }
 
+/// A step's call and return, `u64::MAX` when indeterminate. Copied out of the
+/// steps in the first pass: later passes jump around by index, and 16 bytes a
+/// step stay in cache far better than whole steps.
+#[derive(Clone, Copy)]
+struct Span {
+    call: u64,
+    ret: u64,
+}
+
+impl Span {
+    fn indeterminate(self) -> bool {
+        self.ret == u64::MAX
+    }
+}
+
 /// What a step does to the version of one value.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Role {
@@ -64,6 +79,7 @@ enum Role {
 /// produced and the one it observed.
 struct Versions {
     all: Vec<Version>,
+    spans: Vec<Span>,
     produced: Vec<u32>,
     observed: Vec<u32>,
     /// Two cas from one version: (version, first cas, second cas).
@@ -71,14 +87,26 @@ struct Versions {
 }
 
 impl Versions {
-    fn add(
-        &mut self,
-        slot: usize,
-        step: usize,
-        role: Role,
-        steps: &[Timed<RegisterStep>],
-    ) -> Option<()> {
-        let ret = |i: u32| steps[i as usize].ret.unwrap_or(u64::MAX);
+    /// No versions yet: only the steps' spans.
+    fn new(steps: &[Timed<RegisterStep>]) -> Versions {
+        Versions {
+            all: Vec::new(),
+            spans: steps
+                .iter()
+                .map(|t| Span {
+                    call: t.call,
+                    ret: t.ret.unwrap_or(u64::MAX),
+                })
+                .collect(),
+            produced: vec![NONE; steps.len()],
+            observed: vec![NONE; steps.len()],
+            fork: None,
+        }
+    }
+
+    fn add(&mut self, slot: usize, step: usize, role: Role) -> Option<()> {
+        let spans = &self.spans;
+        let ret = |i: u32| spans[i as usize].ret;
         let v = &mut self.all[slot];
         let s = step as u32;
         match role {
@@ -108,7 +136,7 @@ impl Versions {
                 return Some(()); // Its call belongs to the version it produces.
             }
         }
-        if v.last_call == NONE || steps[step].call > steps[v.last_call as usize].call {
+        if v.last_call == NONE || spans[step].call > spans[v.last_call as usize].call {
             v.last_call = s;
         }
         Some(())
@@ -121,25 +149,28 @@ fn touches(step: &RegisterStep) -> [Option<(&Value, Role)>; 2] {
     match step {
         RegisterStep::Write(v) => [Some((v, Role::Produce)), None],
         RegisterStep::Read(v) => [Some((v, Role::Read)), None],
-        RegisterStep::Cas { from, to } => [Some((to, Role::Produce)), Some((from, Role::CasFrom))],
+        RegisterStep::Cas(cas) => [
+            Some((&cas.to, Role::Produce)),
+            Some((&cas.from, Role::CasFrom)),
+        ],
         RegisterStep::CasFailed { .. } => [None, None], // Refused before grouping.
     }
 }
 
-/// Groups steps by value. `None` when the history is not a unique-value
-/// register history (or has failed-cas observations).
-fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
-    if steps.len() >= NONE as usize {
-        return None;
-    }
-    // (value, step, role) for each value a step touches; `Nil` is the initial version.
-    let mut ints: Vec<(i64, u32, Role)> = Vec::with_capacity(steps.len() + steps.len() / 2);
-    let mut nil: Vec<(u32, Role)> = Vec::new();
+/// The values the steps touch: (value, step, role) for integers, (step, role)
+/// for `Nil` (the initial version), and whether any other value occurs.
+type Touched = (Vec<(i64, u32, Role)>, Vec<(u32, Role)>, bool);
+
+/// `None` when the history is not a unique-value register history (or has
+/// failed-cas observations).
+fn touched(steps: &[Timed<RegisterStep>]) -> Option<Touched> {
+    let mut ints = Vec::with_capacity(steps.len() + steps.len() / 2);
+    let mut nil = Vec::new();
     let mut other = false;
     for (i, t) in steps.iter().enumerate() {
         match &t.step {
             RegisterStep::CasFailed { .. } => return None, // "Not this value" does not name a version.
-            RegisterStep::Cas { from, to } if from == to => return None, // Not a new version.
+            RegisterStep::Cas(cas) if cas.from == cas.to => return None, // Not a new version.
             _ => {}
         }
         for (value, role) in touches(&t.step).into_iter().flatten() {
@@ -151,12 +182,23 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
             }
         }
     }
-    let mut versions = Versions {
-        all: Vec::new(),
-        produced: vec![NONE; steps.len()],
-        observed: vec![NONE; steps.len()],
-        fork: None,
+    Some((ints, nil, other))
+}
+
+/// Groups steps by value. `None` when the history is not a unique-value
+/// register history (or has failed-cas observations).
+fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
+    if steps.len() >= NONE as usize {
+        return None;
+    }
+    // Both passes stream through all the steps: on long histories, run them on
+    // two cores (handing work to the thread pool costs more than a short pass).
+    let (touched, mut versions) = if steps.len() < 1 << 14 {
+        (touched(steps), Versions::new(steps))
+    } else {
+        rayon::join(|| touched(steps), || Versions::new(steps))
     };
+    let (mut ints, nil, other) = touched?;
     let (low, high) = ints.iter().fold((i64::MAX, i64::MIN), |(l, h), &(n, ..)| {
         (l.min(n), h.max(n))
     });
@@ -174,15 +216,18 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
                     versions.all.push(Version::EMPTY);
                     versions.all.len() - 1
                 });
-                versions.add(slot, i, role, steps)?;
+                versions.add(slot, i, role)?;
             }
         }
     } else if !ints.is_empty() && span <= 2 * ints.len() as u128 + 1024 {
         // Integers in a dense range, what test harnesses write: a table
         // indexed by value, filled in one pass.
-        versions.all = vec![Version::EMPTY; span as usize];
+        // With room for the initial version pushed below: growing would
+        // copy the whole table.
+        versions.all = Vec::with_capacity(span as usize + 1);
+        versions.all.resize(span as usize, Version::EMPTY);
         for &(n, i, role) in &ints {
-            versions.add((n - low) as usize, i as usize, role, steps)?;
+            versions.add((n - low) as usize, i as usize, role)?;
         }
     } else {
         // Sparse integers: sorting groups them with sequential memory access,
@@ -192,14 +237,14 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
             versions.all.push(Version::EMPTY);
             let slot = versions.all.len() - 1;
             for &(_, i, role) in group {
-                versions.add(slot, i as usize, role, steps)?;
+                versions.add(slot, i as usize, role)?;
             }
         }
     }
     versions.all.push(Version::EMPTY);
     let initial = versions.all.len() - 1;
     for (i, role) in nil {
-        versions.add(initial, i as usize, role, steps)?;
+        versions.add(initial, i as usize, role)?;
     }
     Some((versions, initial))
 }
@@ -210,6 +255,7 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
 pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     let (versions, initial) = versions(steps)?;
     let all = &versions.all;
+    let spans = &versions.spans;
     let slot_of = |s: usize, of: &[u32]| of[s] as usize;
 
     // The producers from a chain's root up to `slot`, following each cas back
@@ -220,7 +266,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
             out.push(p);
             match steps[p].step {
                 _ if out.len() > all.len() => return None,
-                RegisterStep::Cas { .. } => slot = slot_of(p, &versions.observed),
+                RegisterStep::Cas(_) => slot = slot_of(p, &versions.observed),
                 _ => break,
             }
         }
@@ -230,7 +276,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     // An observed value nobody produced. (An indeterminate cas from it may
     // never have happened; if something saw its result, the walk below finds
     // that result unreachable.)
-    let definite = |op: u32| some(op).filter(|&p| steps[p].ret.is_some());
+    let definite = |op: u32| some(op).filter(|&p| !spans[p].indeterminate());
     for (slot, v) in all.iter().enumerate() {
         if slot != initial && v.producer == NONE {
             if let Some(op) = some(v.some_read).or(definite(v.next)) {
@@ -240,7 +286,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     }
     if let Some((slot, a, b)) = versions.fork {
         // Two cas from one version: both cannot have taken effect.
-        if steps[a].ret.is_none() || steps[b].ret.is_none() {
+        if spans[a].indeterminate() || spans[b].indeterminate() {
             return None;
         }
         let mut witness = lineage(slot)?;
@@ -248,14 +294,19 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         return Some(Err(sorted(witness)));
     }
 
-    // Walk the chains from their roots: the initial version and every written one.
+    // Walk the chains from their roots: the initial version and every written
+    // one. (A producer that observed nothing is a write: a cas observes its
+    // `from`.)
     let mut chain_of = vec![NONE; all.len()];
-    let mut zones: Vec<Zone> = Vec::new();
-    let roots = std::iter::once(initial).chain((0..all.len()).filter(|&s| {
-        some(all[s].producer).is_some_and(|p| matches!(steps[p].step, RegisterStep::Write(_)))
-    }));
+    let mut zones: Vec<Zone> = Vec::with_capacity(all.len());
+    let roots = std::iter::once(initial).chain(
+        (0..all.len())
+            .filter(|&s| some(all[s].producer).is_some_and(|p| versions.observed[p] == NONE)),
+    );
+    let mut chain = Vec::new();
     for root in roots {
-        let mut chain = vec![root];
+        chain.clear();
+        chain.push(root);
         while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
             chain.push(slot_of(next, &versions.produced));
         }
@@ -263,7 +314,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         while let Some(&last) = chain.last() {
             let v = all[last];
             // (Its `next`, if any, is a version popped before it.)
-            if v.some_read == NONE && some(v.producer).is_none_or(|p| steps[p].ret.is_none()) {
+            if v.some_read == NONE && some(v.producer).is_none_or(|p| spans[p].indeterminate()) {
                 chain.pop();
             } else {
                 break;
@@ -275,7 +326,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         if chain.is_empty() {
             continue;
         }
-        if let Some(failed) = schedule(&chain, all, steps) {
+        if let Some(failed) = schedule(&chain, all, spans) {
             let mut witness = lineage(chain[failed])?;
             for &slot in &chain[..=failed] {
                 witness.extend(
@@ -286,7 +337,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
             }
             return Some(Err(sorted(witness)));
         }
-        zones.push(Zone::of(&chain, all, steps, root == initial));
+        zones.push(Zone::of(&chain, all, spans, root == initial));
     }
     // Versions no root reaches but that must exist: a cycle of cas. Rare;
     // let the search explain it.
@@ -315,7 +366,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
             };
             ops.extend(lineage(slot as usize)?);
             let mut producer = op;
-            while steps[producer].ret.is_none() && versions.produced[producer] != NONE {
+            while spans[producer].indeterminate() && versions.produced[producer] != NONE {
                 let v = all[versions.produced[producer] as usize];
                 if let Some(read) = some(v.first_read_ret) {
                     ops.push(read);
@@ -375,8 +426,8 @@ struct Zone {
 }
 
 impl Zone {
-    fn of(chain: &[usize], all: &[Version], steps: &[Timed<RegisterStep>], initial: bool) -> Zone {
-        let ret = |i: usize| steps[i].ret.unwrap_or(u64::MAX);
+    fn of(chain: &[usize], all: &[Version], spans: &[Span], initial: bool) -> Zone {
+        let ret = |i: usize| spans[i].ret;
         let members = chain
             .iter()
             .flat_map(|&s| [all[s].producer, all[s].first_read_ret])
@@ -385,7 +436,7 @@ impl Zone {
         let last = chain
             .iter()
             .filter_map(|&s| some(all[s].last_call))
-            .max_by_key(|&i| steps[i].call)
+            .max_by_key(|&i| spans[i].call)
             .expect("a chain has a member");
         // The initial version was written "before time": its chain starts at 0.
         let start = if initial || first == usize::MAX {
@@ -395,7 +446,7 @@ impl Zone {
         };
         Zone {
             start,
-            end: steps[last].call,
+            end: spans[last].call,
             first,
             last,
         }
@@ -405,13 +456,13 @@ impl Zone {
 /// Schedules a chain on its own, each operation as early as it can go:
 /// a version's producer, then its readers, then the next version's producer.
 /// Returns the position in the chain of the version that cannot be placed.
-fn schedule(chain: &[usize], all: &[Version], steps: &[Timed<RegisterStep>]) -> Option<usize> {
-    let ret = |i: u32| steps[i as usize].ret.unwrap_or(u64::MAX);
+fn schedule(chain: &[usize], all: &[Version], spans: &[Span]) -> Option<usize> {
+    let ret = |i: u32| spans[i as usize].ret;
     let mut t = 0u64;
     for (k, &slot) in chain.iter().enumerate() {
         let v = all[slot];
         if let Some(p) = some(v.producer) {
-            t = t.max(steps[p].call);
+            t = t.max(spans[p].call);
             if t > ret(p as u32) {
                 return Some(k);
             }
@@ -421,7 +472,7 @@ fn schedule(chain: &[usize], all: &[Version], steps: &[Timed<RegisterStep>]) -> 
             if t > ret(v.first_read_ret) {
                 return Some(k);
             }
-            t = t.max(steps[v.last_call as usize].call);
+            t = t.max(spans[v.last_call as usize].call);
         }
     }
     None
@@ -430,6 +481,7 @@ fn schedule(chain: &[usize], all: &[Version], steps: &[Timed<RegisterStep>]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Cas;
 
     fn timed(step: RegisterStep, call: u64, ret: u64) -> Timed<RegisterStep> {
         Timed {
@@ -452,10 +504,10 @@ mod tests {
             let r = |n, call, ret| timed(RegisterStep::Read(value(n)), call, ret);
             let cas = |a, b, call, ret| {
                 timed(
-                    RegisterStep::Cas {
+                    RegisterStep::Cas(Box::new(Cas {
                         from: value(a),
                         to: value(b),
-                    },
+                    })),
                     call,
                     ret,
                 )
