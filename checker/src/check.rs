@@ -411,10 +411,17 @@ impl<'m, M: Model> Partition<'m, M> {
         p
     }
 
-    fn prepare(&mut self, model: &M, fast: bool) {
+    /// Decides a partition with nothing left to check; false otherwise.
+    fn trivially_valid(&mut self) -> bool {
         if self.steps.is_empty() {
             self.outcome = Some(true);
             self.method = Method::Trivial;
+        }
+        self.steps.is_empty()
+    }
+
+    fn prepare(&mut self, model: &M, fast: bool) {
+        if self.trivially_valid() {
             return;
         }
         // The fast path sees the steps as recorded: it handles indeterminate
@@ -427,9 +434,7 @@ impl<'m, M: Model> Partition<'m, M> {
             return;
         }
         simplify(model, &mut self.steps);
-        if self.steps.is_empty() {
-            self.outcome = Some(true);
-            self.method = Method::Trivial;
+        if self.trivially_valid() {
             return;
         }
         self.method = Method::Search;

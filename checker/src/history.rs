@@ -95,6 +95,23 @@ pub struct Event {
     pub error: Option<String>,
 }
 
+impl Event {
+    /// A nemesis event (`f` such as `start-partition`, `value` saying what);
+    /// its index is set when it is pushed onto a history.
+    pub fn nemesis(time: u64, kind: EventType, f: &str, what: &str) -> Event {
+        Event {
+            index: 0,
+            time,
+            kind,
+            process: Process::Nemesis,
+            f: Func::parse(f),
+            key: None,
+            value: Value::Str(what.into()),
+            error: None,
+        }
+    }
+}
+
 /// A whole history in memory, in event order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {

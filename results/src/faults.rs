@@ -112,18 +112,12 @@ pub fn events(history: &History) -> impl Iterator<Item = &checker::Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use checker::{Event, Func, Value};
+    use checker::Event;
 
     fn nemesis(h: &mut History, time: u64, kind: EventType, f: &str, error: Option<&str>) {
         h.push(Event {
-            index: 0,
-            time,
-            kind,
-            process: Process::Nemesis,
-            f: Func::parse(f),
-            key: None,
-            value: Value::Str("node 1".into()),
             error: error.map(str::to_string),
+            ..Event::nemesis(time, kind, f, "node 1")
         });
     }
 

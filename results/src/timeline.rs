@@ -40,6 +40,17 @@ struct Bar<'a> {
     blocked: bool,
 }
 
+impl<'a> Bar<'a> {
+    fn new(op: &'a Operation) -> Self {
+        Bar {
+            op,
+            step: None,
+            minimal: false,
+            blocked: false,
+        }
+    }
+}
+
 /// The `<section id="counterexample">` of the report.
 pub fn section(cx: &Counterexample) -> String {
     let tail_from = cx.partial.len().saturating_sub(TAIL);
@@ -50,32 +61,16 @@ pub fn section(cx: &Counterexample) -> String {
         bars.insert(
             step.op.id,
             Bar {
-                op: &step.op,
                 step: Some((n + 1, &step.state)),
-                minimal: false,
-                blocked: false,
+                ..Bar::new(&step.op)
             },
         );
     }
     for op in minimal {
-        bars.entry(op.id)
-            .or_insert(Bar {
-                op,
-                step: None,
-                minimal: false,
-                blocked: false,
-            })
-            .minimal = true;
+        bars.entry(op.id).or_insert_with(|| Bar::new(op)).minimal = true;
     }
     if let Some(op) = &cx.blocked {
-        bars.entry(op.id)
-            .or_insert(Bar {
-                op,
-                step: None,
-                minimal: false,
-                blocked: false,
-            })
-            .blocked = true;
+        bars.entry(op.id).or_insert_with(|| Bar::new(op)).blocked = true;
     }
 
     let mut out = String::new();

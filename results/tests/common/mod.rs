@@ -73,25 +73,12 @@ pub fn big_valid(ops: usize) -> History {
         while let Some((at, f, what)) = next.next_if(|(at, _, _)| event.time as f64 >= at * 1e10) {
             let time = (at * 1e10) as u64;
             for (kind, dt) in [(EventType::Invoke, 0), (EventType::Info, 50_000_000)] {
-                history.push(nemesis(time + dt, kind, f, what));
+                history.push(Event::nemesis(time + dt, kind, f, what));
             }
         }
         history.push(event);
     }
     history
-}
-
-fn nemesis(time: u64, kind: EventType, f: &str, what: &str) -> Event {
-    Event {
-        index: 0,
-        time,
-        kind,
-        process: Process::Nemesis,
-        f: Func::parse(f),
-        key: None,
-        value: Value::Str(what.into()),
-        error: None,
-    }
 }
 
 /// [`big_valid`] with values taken modulo 5 (still linearizable, but values
