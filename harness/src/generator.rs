@@ -9,10 +9,10 @@
 //!   and takes a fresh one (`k0`, `k1`, ...), so no key's history grows past
 //!   what a search could handle if the fast path did not apply.
 
-use crate::client::{Action, Op};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
+use targets::{Action, Op};
 
 /// How often each function is picked, in percent; they add up to 100.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -10,7 +10,7 @@
 //!
 //! The roles are Jepsen's, as Rust traits and tasks, one per module:
 //!
-//! - **Client** ([`client`], [`raftkv_client`], [`etcd_client`]): applies
+//! - **Client** (the `targets` crate, one module per system): applies
 //!   one operation to the system and says whether it took effect (`ok`),
 //!   definitely did not (`fail`) or may have (`info`).
 //! - **Target** ([`target`]): what differs between systems under test (node
@@ -31,11 +31,8 @@
 
 mod bench;
 mod check;
-mod client;
-mod etcd_client;
 mod generator;
 mod progress;
-mod raftkv_client;
 mod recorder;
 mod runner;
 mod schedule;
@@ -80,7 +77,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a workload against a local cluster under faults, then check it.
-    Run(runner::Args),
+    Run(Box<runner::Args>),
     /// Check a recorded history for linearizability.
     Check(check::Args),
     /// Measure the checker or the harness.
@@ -113,7 +110,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => runner::run(args),
+        Command::Run(args) => runner::run(*args),
         Command::Check(args) => check::run(args),
         Command::Bench(bench) => bench::run(bench),
         Command::Cleanup => cleanup(),

@@ -11,15 +11,12 @@
 //!    lost write shows even when nobody read the key after it was lost;
 //! 5. **teardown**, then the check and `results.json`.
 
-use crate::client::{Action, Op};
-use crate::etcd_client::ReadMode;
 use crate::generator::{Generator, Mix};
 use crate::progress::Progress;
-use crate::raftkv_client;
 use crate::recorder;
 use crate::schedule::{Cluster, FaultCounts, Kind, Nemesis};
 use crate::store::RunDir;
-use crate::target::{self, Target};
+use crate::target::{self, Api, Server, Target};
 use crate::workers::{self, Counts, Pace};
 use crate::{exit, summary};
 use checker::check::{ModelChoice, Options, Verdict};
@@ -32,12 +29,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use targets::{consul, etcd};
+use targets::{Action, Op};
 use tokio::time::Instant;
 
 #[derive(clap::Args, Serialize, Clone, Debug)]
 pub struct Args {
     /// The system under test.
-    #[arg(long, default_value = "raftkv", value_parser = ["raftkv", "etcd"])]
+    #[arg(long, default_value = "raftkv", value_parser = ["raftkv", "etcd", "consul"])]
     target: String,
     /// Cluster size.
     #[arg(long, default_value_t = 5, value_parser = at_least_one)]
@@ -75,7 +74,7 @@ pub struct Args {
     /// Seed of every random choice (default: random, printed and stored).
     #[arg(long)]
     seed: Option<u64>,
-    /// Start raftkv with this bug switch (repeatable).
+    /// Start raftkv (also under --consul-on-raftkv) with this bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = ["stale-read", "lost-write", "racy-cas"])]
     bugs: Vec<String>,
     /// Repeat the run up to N times (seeds SEED, SEED+1, ...); stop at the
@@ -98,14 +97,24 @@ pub struct Args {
     /// The etcd binary (default: `etcd` on PATH; apt-get install etcd-server).
     #[arg(long, value_name = "PATH")]
     etcd_binary: Option<PathBuf>,
-    /// Test an existing etcd cluster at these client URLs (comma separated,
+    /// Test an existing cluster at these client URLs (comma separated,
     /// loopback or the --subnet only) instead of starting one; no nemesis.
     #[arg(long, value_name = "URLS", value_delimiter = ',')]
     endpoints: Vec<String>,
-    /// etcd only: linearizable reads, or serializable ones (local to the
-    /// member, stale by design).
-    #[arg(long, value_parser = ["linearizable", "serializable"])]
+    /// How reads are served. etcd: linearizable (default) or serializable
+    /// (local to the member, stale by design). Consul: consistent (default),
+    /// default (leader lease) or stale (any server, stale by design).
+    #[arg(long, value_parser = ["linearizable", "serializable", "consistent", "default", "stale"])]
     read_mode: Option<String>,
+    /// Consul ACL token, sent as X-Consul-Token (never written to the run directory).
+    #[arg(long, env = "CONSUL_HTTP_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
+    token: Option<String>,
+    /// With --target consul: start raftkv nodes and drive them through the
+    /// Consul KV API they also serve, under the nemesis (Splitbrain cannot
+    /// start Consul itself).
+    #[arg(long)]
+    consul_on_raftkv: bool,
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -173,50 +182,91 @@ async fn run_all(args: &Args, target: &Target) -> Setup<Verdict> {
 /// The target the options describe, with its binary found; refuses options
 /// that do not fit it.
 fn choose_target(args: &Args) -> Setup<Target> {
-    let op_timeout_ms = (args.op_timeout * 750.0) as u64;
-    match args.target.as_str() {
+    // Refuse hosts we may not contact before anything is created.
+    target::parse_endpoints(&args.endpoints, &args.subnet)?;
+    let consul = args.target == "consul";
+    if args.token.is_some() && !consul {
+        return Err("--token (or CONSUL_HTTP_TOKEN) applies to --target consul only".into());
+    }
+    if args.consul_on_raftkv && !consul {
+        return Err("--consul-on-raftkv applies to --target consul only".into());
+    }
+    let api = match (args.target.as_str(), args.read_mode.as_deref()) {
+        ("etcd", None | Some("linearizable")) => Api::Etcd(etcd::ReadMode::Linearizable),
+        ("etcd", Some("serializable")) => Api::Etcd(etcd::ReadMode::Serializable),
+        ("consul", mode @ (None | Some("consistent" | "default" | "stale"))) => Api::Consul {
+            read_mode: match mode {
+                Some("default") => consul::ReadMode::Default,
+                Some("stale") => consul::ReadMode::Stale,
+                _ => consul::ReadMode::Consistent,
+            },
+            token: args.token.clone(),
+        },
+        ("raftkv", None) => Api::Raftkv,
+        ("raftkv", Some(_)) => {
+            return Err(
+                "raftkv reads are always linearizable, --read-mode applies to etcd and \
+                        consul; use --bug stale-read for stale reads"
+                    .into(),
+            )
+        }
+        (target, Some(mode)) => {
+            let modes = if target == "etcd" {
+                "linearizable or serializable"
+            } else {
+                "consistent, default or stale"
+            };
+            return Err(format!(
+                "--read-mode {mode} is not a {target} read mode: use {modes}"
+            ));
+        }
+        (target, None) => unreachable!("clap admits no target {target:?}"),
+    };
+    if !args.endpoints.is_empty() {
+        if !args.nemesis.is_empty() {
+            return Err(
+                "--nemesis cannot be used with --endpoints: Splitbrain only faults \
+                        processes and namespaces it started itself, never an existing cluster; \
+                        drop --endpoints to let it start one"
+                    .into(),
+            );
+        }
+        if !args.bugs.is_empty() || args.consul_on_raftkv {
+            return Err("--bug and --consul-on-raftkv start raftkv nodes; drop --endpoints".into());
+        }
+        return Ok(Target { server: None, api });
+    }
+    let server = match args.target.as_str() {
         "etcd" => {
             if !args.bugs.is_empty() {
                 return Err("--bug switches exist only in raftkv, not in etcd".into());
             }
-            let read_mode = match args.read_mode.as_deref() {
-                Some("serializable") => ReadMode::Serializable,
-                _ => ReadMode::Linearizable,
-            };
-            // Refuse hosts we may not contact before anything is created.
-            target::parse_endpoints(&args.endpoints, &args.subnet)?;
-            let binary = if args.endpoints.is_empty() {
-                Some(find_etcd(args.etcd_binary.as_deref())?)
-            } else {
-                if !args.nemesis.is_empty() {
-                    return Err(
-                        "--nemesis cannot be used with --endpoints: Splitbrain only \
-                                faults processes and namespaces it started itself, never an \
-                                existing cluster; drop --endpoints to let it start etcd"
-                            .into(),
-                    );
-                }
-                None
-            };
-            Ok(Target::Etcd { binary, read_mode })
-        }
-        _ => {
-            if args.read_mode.is_some() {
-                return Err("--read-mode applies to --target etcd only".into());
+            Server::Etcd {
+                binary: find_etcd(args.etcd_binary.as_deref())?,
             }
-            if !args.endpoints.is_empty() {
-                return Err("--endpoints applies to --target etcd only".into());
-            }
-            Ok(Target::Raftkv {
-                binary: find_raftkv(args.raftkv_binary.as_deref())?,
-                bugs: args.bugs.clone(),
-                // raftkv answers before the client gives up, so that what it
-                // knows to be "not applied" (no leader) is recorded as `fail`,
-                // not `info`.
-                request_timeout_ms: op_timeout_ms,
-            })
         }
-    }
+        "consul" if !args.consul_on_raftkv => {
+            return Err(
+                "Splitbrain cannot start Consul servers: test an existing Consul with \
+                        --endpoints http://127.0.0.1:8500, or add --consul-on-raftkv to drive \
+                        raftkv nodes through the Consul KV API they serve, under the nemesis"
+                    .into(),
+            )
+        }
+        _ => Server::Raftkv {
+            binary: find_raftkv(args.raftkv_binary.as_deref())?,
+            bugs: args.bugs.clone(),
+            // raftkv answers before the client gives up, so that what it
+            // knows to be "not applied" (no leader) is recorded as `fail`,
+            // not `info`.
+            request_timeout_ms: (args.op_timeout * 750.0) as u64,
+            acl_token: args.token.clone(),
+        },
+    };
+    Ok(Target {
+        server: Some(server),
+        api,
+    })
 }
 
 fn find_etcd(given: Option<&Path>) -> Setup<PathBuf> {
@@ -278,7 +328,7 @@ async fn one_run(args: &Args, seed: u64, target: &Target) -> Setup<Verdict> {
     println!("run directory: {}", dir.path.display());
 
     let op_timeout = Duration::from_secs_f64(args.op_timeout);
-    let http = raftkv_client::http(op_timeout)
+    let http = targets::client::http(op_timeout)
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let (cluster, addrs) = if args.endpoints.is_empty() {
         let cluster = start_cluster(args, seed, target, &dir.path, &http).await?;
@@ -392,6 +442,7 @@ async fn drive(
     target: &Target,
     http: &reqwest::Client,
 ) -> Setup<(History, FaultCounts)> {
+    target.preflight(http, addrs).await?;
     let path = dir.file("history.jsonl");
     let (recorder, recording) =
         recorder::start(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

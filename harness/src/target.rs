@@ -1,65 +1,92 @@
 //! The systems under test, behind one interface the runner and the nemesis
-//! schedule share: how to start member `i`, how to find the leader, and how
-//! to build a client of one member.
+//! schedule share. A target is two choices:
 //!
-//! - `raftkv`: the bundled store, `--raftkv-binary`, `--bug`.
-//! - `etcd`: a real etcd cluster (`--etcd-binary`, default `etcd` on PATH),
-//!   `--read-mode linearizable|serializable`. In namespace mode every member
-//!   serves clients on the nemesis port and peers on port+1; in loopback mode
-//!   member i serves clients on `port+i` and peers on `port+i+1000`.
+//! - the **server** Splitbrain starts on each node, if any: `raftkv`
+//!   (`--raftkv-binary`, `--bug`) or a real etcd cluster (`--etcd-binary`,
+//!   default `etcd` on PATH); none with `--endpoints`, for a cluster someone
+//!   else runs;
+//! - the **API** its clients speak: raftkv's own, etcd's v3 gateway
+//!   (`--read-mode linearizable|serializable`), or Consul's KV API
+//!   (`--read-mode consistent|default|stale`, `--token`). Consul cannot be
+//!   installed on the machines Splitbrain is developed on, so besides an
+//!   existing Consul (`--endpoints`), `--consul-on-raftkv` starts raftkv
+//!   nodes and drives them through the Consul KV subset raftkv serves.
+//!
+//! In namespace mode every etcd member serves clients on the nemesis port and
+//! peers on port+1; in loopback mode member i serves clients on `port+i` and
+//! peers on `port+i+1000`.
 
-use crate::client::{Client, Completion, Op};
-use crate::etcd_client::{self, EtcdClient, ReadMode};
-use crate::raftkv_client::{self, RaftkvClient};
 use nemesis::{NodeCommand, NodePaths};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use targets::consul::{self, ConsulClient};
+use targets::etcd::{self, EtcdClient};
+use targets::raftkv::{self, RaftkvClient};
+use targets::{Client, Completion, Op};
 
 /// Peer port offset from the client port in loopback mode, where nemesis
 /// hands out consecutive client ports.
 const LOOPBACK_PEER_OFFSET: u16 = 1000;
 
 #[derive(Clone, Debug)]
-pub enum Target {
+pub struct Target {
+    /// What runs on each node; `None` for a cluster Splitbrain did not start.
+    pub server: Option<Server>,
+    pub api: Api,
+}
+
+#[derive(Clone, Debug)]
+pub enum Server {
     Raftkv {
         binary: PathBuf,
         bugs: Vec<String>,
         request_timeout_ms: u64,
+        /// Passed as `--acl-token`, so the Consul API demands it.
+        acl_token: Option<String>,
     },
     Etcd {
-        /// `None` when testing an existing cluster (`--endpoints`).
-        binary: Option<PathBuf>,
-        read_mode: ReadMode,
+        binary: PathBuf,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum Api {
+    Raftkv,
+    Etcd(etcd::ReadMode),
+    Consul {
+        read_mode: consul::ReadMode,
+        token: Option<String>,
     },
 }
 
 impl Target {
     /// The target's name, as `--target` spells it.
     pub fn name(&self) -> &'static str {
-        match self {
-            Target::Raftkv { .. } => "raftkv",
-            Target::Etcd { .. } => "etcd",
+        match self.api {
+            Api::Raftkv => "raftkv",
+            Api::Etcd(_) => "etcd",
+            Api::Consul { .. } => "consul",
         }
     }
 
     /// The binary Splitbrain starts for each node, if it starts any.
     pub fn binary(&self) -> Option<&std::path::Path> {
-        match self {
-            Target::Raftkv { binary, .. } => Some(binary),
-            Target::Etcd { binary, .. } => binary.as_deref(),
+        match self.server.as_ref()? {
+            Server::Raftkv { binary, .. } | Server::Etcd { binary } => Some(binary),
         }
     }
 
     /// The port nemesis gives the nodes (client port).
     pub fn port(&self) -> u16 {
-        match self {
-            Target::Raftkv { .. } => 7000,
-            Target::Etcd { .. } => 2379,
+        match self.server {
+            Some(Server::Etcd { .. }) => 2379,
+            _ => 7000,
         }
     }
 
     /// The command of node `i` of the cluster `cluster` (its run name).
+    /// Only called for targets with a server.
     pub fn node_command(
         &self,
         cluster: &str,
@@ -67,11 +94,12 @@ impl Target {
         addrs: &[SocketAddr],
         paths: &NodePaths,
     ) -> NodeCommand {
-        match self {
-            Target::Raftkv {
+        match self.server.as_ref().expect("a target Splitbrain starts") {
+            Server::Raftkv {
                 binary,
                 bugs,
                 request_timeout_ms,
+                acl_token,
             } => {
                 let members: Vec<String> = addrs
                     .iter()
@@ -95,13 +123,16 @@ impl Target {
                 for bug in bugs {
                     args.extend(["--bug".to_string(), bug.clone()]);
                 }
+                if let Some(token) = acl_token {
+                    args.extend(["--acl-token".to_string(), token.clone()]);
+                }
                 NodeCommand {
                     program: binary.clone(),
                     args,
                     env: Vec::new(),
                 }
             }
-            Target::Etcd { binary, .. } => {
+            Server::Etcd { binary } => {
                 let peer = |a: &SocketAddr| {
                     // Loopback members share one IP: their ports are consecutive.
                     let offset = if a.ip().is_loopback() {
@@ -144,7 +175,7 @@ impl Target {
                 .map(String::from)
                 .to_vec();
                 NodeCommand {
-                    program: binary.clone().unwrap_or_else(|| "etcd".into()),
+                    program: binary.clone(),
                     args,
                     env: Vec::new(),
                 }
@@ -152,11 +183,18 @@ impl Target {
         }
     }
 
-    /// The index of the node a majority follows, if any.
+    /// The index of the node a majority follows, if any. For a Consul
+    /// cluster Splitbrain did not start, an endpoint that knows a leader
+    /// (see [`consul::any_leader`]).
     pub async fn leader(&self, http: &reqwest::Client, addrs: &[SocketAddr]) -> Option<usize> {
-        match self {
-            Target::Raftkv { .. } => raftkv_client::leader(http, addrs).await,
-            Target::Etcd { .. } => etcd_client::leader(http, addrs).await,
+        match (&self.server, &self.api) {
+            (Some(Server::Raftkv { .. }), _) | (None, Api::Raftkv) => {
+                raftkv::leader(http, addrs).await
+            }
+            (Some(Server::Etcd { .. }), _) | (None, Api::Etcd(_)) => {
+                etcd::leader(http, addrs).await
+            }
+            (None, Api::Consul { .. }) => consul::any_leader(http, addrs).await,
         }
     }
 
@@ -179,14 +217,26 @@ impl Target {
         }
     }
 
+    /// Refuses a cluster the run could not use, with what to do about it.
+    pub async fn preflight(
+        &self,
+        http: &reqwest::Client,
+        addrs: &[SocketAddr],
+    ) -> Result<(), String> {
+        match &self.api {
+            Api::Consul { token, .. } => consul::preflight(http, addrs, token.as_deref()).await,
+            Api::Raftkv | Api::Etcd(_) => Ok(()),
+        }
+    }
+
     /// A client bound to the node at `addr`.
     pub fn client(&self, http: reqwest::Client, addr: &SocketAddr) -> TargetClient {
-        match self {
-            Target::Raftkv { .. } => {
-                TargetClient::Raftkv(RaftkvClient::new(http, &addr.to_string()))
-            }
-            Target::Etcd { read_mode, .. } => {
-                TargetClient::Etcd(EtcdClient::new(http, &addr.to_string(), *read_mode))
+        let addr = addr.to_string();
+        match &self.api {
+            Api::Raftkv => TargetClient::Raftkv(RaftkvClient::new(http, &addr)),
+            Api::Etcd(read_mode) => TargetClient::Etcd(EtcdClient::new(http, &addr, *read_mode)),
+            Api::Consul { read_mode, token } => {
+                TargetClient::Consul(ConsulClient::new(http, &addr, *read_mode, token.clone()))
             }
         }
     }
@@ -196,6 +246,7 @@ impl Target {
 pub enum TargetClient {
     Raftkv(RaftkvClient),
     Etcd(EtcdClient),
+    Consul(ConsulClient),
 }
 
 impl Client for TargetClient {
@@ -203,6 +254,7 @@ impl Client for TargetClient {
         match self {
             TargetClient::Raftkv(c) => c.invoke(op).await,
             TargetClient::Etcd(c) => c.invoke(op).await,
+            TargetClient::Consul(c) => c.invoke(op).await,
         }
     }
 }
@@ -215,7 +267,7 @@ pub fn parse_endpoints(urls: &[String], subnet: &str) -> Result<Vec<SocketAddr>,
     urls.iter()
         .map(|url| {
             let rest = url.strip_prefix("http://").ok_or_else(|| {
-                format!("endpoint {url:?}: expected http://HOST:PORT (etcd's plain-HTTP client URL)")
+                format!("endpoint {url:?}: expected http://HOST:PORT (a plain-HTTP client URL)")
             })?;
             let hostport = rest.trim_end_matches('/');
             let hostport = hostport.replacen("localhost:", "127.0.0.1:", 1);
@@ -271,9 +323,11 @@ mod tests {
 
     #[test]
     fn etcd_members_get_distinct_peer_ports() {
-        let target = Target::Etcd {
-            binary: None,
-            read_mode: ReadMode::Linearizable,
+        let target = Target {
+            server: Some(Server::Etcd {
+                binary: "etcd".into(),
+            }),
+            api: Api::Etcd(etcd::ReadMode::Linearizable),
         };
         let addrs: Vec<SocketAddr> = (0..3)
             .map(|i| format!("127.0.0.1:{}", 2379 + i).parse().unwrap())

@@ -7,7 +7,6 @@
 //! goes on as a new process (its number plus the concurrency, as in Jepsen):
 //! a process's operations never overlap.
 
-use crate::client::{Action, Client, Completion, Op};
 use crate::generator::Generator;
 use crate::recorder::Recorder;
 use checker::{EventType, Process};
@@ -16,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use targets::{Action, Client, Completion, Op};
 use tokio::time::Instant;
 
 /// How the workers pace themselves.

@@ -22,28 +22,10 @@ fn store(name: &str) -> PathBuf {
     common::store("run", name)
 }
 
-/// The raftkv binary of the same build, built first if `cargo test` did not
-/// (it does with `--workspace`, not with `-p splitbrain`).
-fn raftkv() -> PathBuf {
-    let splitbrain = Path::new(env!("CARGO_BIN_EXE_splitbrain"));
-    let raftkv = splitbrain.with_file_name("raftkv");
-    if !raftkv.is_file() {
-        let release = splitbrain.parent().is_some_and(|d| d.ends_with("release"));
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "-p", "raftkv"]);
-        if release {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "cargo build -p raftkv failed");
-    }
-    raftkv
-}
-
 /// Runs `splitbrain run` on 3 nodes with every fault kind.
 fn run(store: &Path, seconds: u32, seed: u64, extra: &[&str]) -> Output {
     let (seconds, seed) = (seconds.to_string(), seed.to_string());
-    let raftkv = raftkv().display().to_string();
+    let raftkv = common::raftkv().display().to_string();
     let mut args = vec![
         "run",
         "--nodes",
@@ -284,7 +266,7 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     };
     let before = leftover_namespaces();
     let store = store("killed");
-    let raftkv = raftkv().display().to_string();
+    let raftkv = common::raftkv().display().to_string();
     let mut harness = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
         .args([
             "run",
@@ -362,7 +344,7 @@ fn partitions_without_namespaces_are_a_setup_error() {
             "--nemesis",
             "partition",
         ])
-        .args(["--raftkv-binary", &raftkv().display().to_string()])
+        .args(["--raftkv-binary", &common::raftkv().display().to_string()])
         .args(["--store", &store.display().to_string()])
         .output()
         .expect("setpriv runs");

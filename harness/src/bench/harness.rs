@@ -4,7 +4,6 @@
 //! It runs the same workers, generator and recorder as `splitbrain run`, so
 //! the figure is the ceiling the harness puts on any real target.
 
-use crate::client::{Client, Completion, Op};
 use crate::generator::{Generator, Mix};
 use crate::workers::{self, Counts, Pace};
 use crate::{exit, recorder};
@@ -12,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use targets::{Client, Completion, Op};
 
 #[derive(clap::Args)]
 pub struct Args {

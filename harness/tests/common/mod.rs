@@ -72,3 +72,21 @@ pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON")
 }
+
+/// The raftkv binary of the same build, built first if `cargo test` did not
+/// (it does with `--workspace`, not with `-p splitbrain`).
+pub fn raftkv() -> PathBuf {
+    let splitbrain = Path::new(env!("CARGO_BIN_EXE_splitbrain"));
+    let raftkv = splitbrain.with_file_name("raftkv");
+    if !raftkv.is_file() {
+        let release = splitbrain.parent().is_some_and(|d| d.ends_with("release"));
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "raftkv"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cargo build -p raftkv failed");
+    }
+    raftkv
+}

@@ -23,8 +23,9 @@ use openraft::{BasicNode, LogId, Raft, ServerState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::consul;
 use crate::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
-use crate::store::{self, AppendWaiters, NodeId, Op, Request, StateMachine, TypeConfig};
+use crate::store::{self, AppendWaiters, NodeId, Op, Request, StateMachine, Stored, TypeConfig};
 
 /// Marks a request forwarded by another node, so that it is never forwarded a second time.
 pub const FORWARDED_HEADER: &str = "x-raftkv-forwarded";
@@ -55,6 +56,8 @@ pub struct Node {
     pub waiters: AppendWaiters,
     /// Reads waiting for the next shared ReadIndex round.
     pub reads: ReadQueue,
+    /// The token `/v1/kv` requests must carry (`--acl-token`), if any.
+    pub acl_token: Option<String>,
 }
 
 type ReadResult =
@@ -105,12 +108,12 @@ async fn read_barrier(app: &App) -> Option<ReadResult> {
     rx.await.ok()
 }
 
-type App = Arc<Node>;
+pub type App = Arc<Node>;
 
 pub fn router(app: App) -> Router {
-    // The Consul KV subset (`/v1/kv/...`) will be one more `.merge(...)` over the same `Node`.
     Router::new()
         .merge(kv_routes())
+        .merge(consul::routes())
         .merge(raft_routes())
         .route("/status", get(status))
         .with_state(app)
@@ -134,14 +137,14 @@ fn raft_routes() -> Router<App> {
 /// An error answer: `{"code", "message"}` plus the serving node, and for `compare-failed` the
 /// current value.
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
     value: Option<Value>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -163,7 +166,7 @@ impl ApiError {
     }
 }
 
-fn with_node(mut resp: Response, node: NodeId) -> Response {
+pub fn with_node(mut resp: Response, node: NodeId) -> Response {
     resp.headers_mut()
         .insert(NODE_HEADER, HeaderValue::from(node));
     resp
@@ -171,6 +174,25 @@ fn with_node(mut resp: Response, node: NodeId) -> Response {
 
 fn ok(node: NodeId, body: Value) -> Response {
     with_node((StatusCode::OK, Json(body)).into_response(), node)
+}
+
+/// What a served request produced, before it is rendered in the request's [`Dialect`].
+pub enum Outcome {
+    /// A read of a present key (an absent one is the `not-found` error).
+    Value(Stored),
+    /// A write or CAS took effect.
+    Applied,
+    /// A Consul `?cas=INDEX` write found another index: nothing was written.
+    IndexChanged,
+}
+
+/// The API a request came in through, which decides how its outcome is rendered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// raftkv's own `/kv` API (JSON).
+    Raftkv,
+    /// The Consul KV subset (`/v1/kv`, see `consul.rs`).
+    Consul,
 }
 
 /// How far a client request got, read when its deadline cuts it off.
@@ -197,25 +219,52 @@ impl Progress {
 }
 
 /// A parsed client request. The raw body is kept for forwarding.
-enum Kind {
-    Get { key: String },
-    Put { key: String, value: Value },
-    Cas { key: String, from: Value, to: Value },
+pub enum Kind {
+    /// `local`: from this node's state machine, without forwarding or read barrier.
+    Get {
+        key: String,
+        local: bool,
+    },
+    Put {
+        key: String,
+        value: Value,
+    },
+    Cas {
+        key: String,
+        from: Value,
+        to: Value,
+    },
+    CasIndex {
+        key: String,
+        value: Value,
+        index: u64,
+    },
 }
 
-struct Incoming {
-    method: Method,
-    path: String,
-    body: Bytes,
-    forwarded: bool,
+/// A request as it arrived, kept whole so that it can be forwarded to the leader.
+pub struct Incoming {
+    pub method: Method,
+    pub key: String,
+    /// Path and query.
+    pub path: String,
+    pub body: Bytes,
+    pub headers: HeaderMap,
+    pub dialect: Dialect,
 }
 
 /// The local attempt could not serve the request: retry after leadership settles.
 struct NotLeader;
 
 async fn get_key(State(app): State<App>, Path(key): Path<String>, headers: HeaderMap) -> Response {
-    let incoming = Incoming::new(Method::GET, format!("/kv/{key}"), Bytes::new(), &headers);
-    serve(app, Ok(Kind::Get { key }), incoming).await
+    let incoming = Incoming::raftkv(
+        Method::GET,
+        &key,
+        format!("/kv/{key}"),
+        Bytes::new(),
+        headers,
+    );
+    let local = false;
+    serve(app, Ok(Kind::Get { key, local }), incoming).await
 }
 
 #[derive(Deserialize)]
@@ -241,7 +290,7 @@ async fn put_key(
             value: b.value,
         })
         .map_err(|e| ApiError::bad_request(format!("expected a JSON body {{\"value\": V}}: {e}")));
-    let incoming = Incoming::new(Method::PUT, format!("/kv/{key}"), body, &headers);
+    let incoming = Incoming::raftkv(Method::PUT, &key, format!("/kv/{key}"), body, headers);
     serve(app, kind, incoming).await
 }
 
@@ -262,37 +311,63 @@ async fn cas_key(
                 "expected a JSON body {{\"from\": V, \"to\": V}}: {e}"
             ))
         });
-    let incoming = Incoming::new(Method::POST, format!("/kv/{key}/cas"), body, &headers);
+    let incoming = Incoming::raftkv(Method::POST, &key, format!("/kv/{key}/cas"), body, headers);
     serve(app, kind, incoming).await
 }
 
 impl Incoming {
-    fn new(method: Method, path: String, body: Bytes, headers: &HeaderMap) -> Self {
+    fn raftkv(method: Method, key: &str, path: String, body: Bytes, headers: HeaderMap) -> Self {
         Incoming {
             method,
+            key: key.to_string(),
             path,
             body,
-            forwarded: headers.contains_key(FORWARDED_HEADER),
+            headers,
+            dialect: Dialect::Raftkv,
         }
+    }
+
+    fn forwarded(&self) -> bool {
+        self.headers.contains_key(FORWARDED_HEADER)
     }
 }
 
-/// Runs one client request under the server-side deadline.
-async fn serve(app: App, kind: Result<Kind, ApiError>, incoming: Incoming) -> Response {
-    let kind = match kind {
-        Ok(k) => k,
-        Err(e) => return e.into_response(app.id),
+/// Runs one client request under the server-side deadline and renders what came of it.
+pub async fn serve(app: App, kind: Result<Kind, ApiError>, incoming: Incoming) -> Response {
+    let result = match kind {
+        Err(e) => Err(e),
+        Ok(kind) => {
+            let progress = Progress::default();
+            let work = handle(&app, &kind, &incoming, &progress);
+            match tokio::time::timeout(app.request_timeout, work).await {
+                Ok(Ok(Served::Here(outcome))) => Ok(outcome),
+                // The leader's answer, already rendered in this dialect.
+                Ok(Ok(Served::Forwarded(resp))) => return resp,
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(deadline_error(&app, &progress)),
+            }
+        }
     };
-    let progress = Progress::default();
-    let result = tokio::time::timeout(
-        app.request_timeout,
-        handle(&app, &kind, &incoming, &progress),
-    )
-    .await;
+    match incoming.dialect {
+        Dialect::Raftkv => render(&app, result),
+        Dialect::Consul => consul::render(&app, &incoming.key, result),
+    }
+}
+
+/// Where a request was served.
+enum Served {
+    Here(Outcome),
+    Forwarded(Response),
+}
+
+fn render(app: &Node, result: Result<Outcome, ApiError>) -> Response {
     match result {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => e.into_response(app.id),
-        Err(_) => deadline_error(&app, &progress).into_response(app.id),
+        Ok(Outcome::Value(stored)) => ok(app.id, json!({"value": stored.value, "node": app.id})),
+        Ok(Outcome::Applied) => ok(app.id, json!({"node": app.id})),
+        Ok(Outcome::IndexChanged) => {
+            internal("a CAS by index through the /kv API").into_response(app.id)
+        }
+        Err(e) => e.into_response(app.id),
     }
 }
 
@@ -337,15 +412,17 @@ async fn handle(
     kind: &Kind,
     incoming: &Incoming,
     progress: &Progress,
-) -> Result<Response, ApiError> {
-    if let (Kind::Get { key }, true) = (kind, app.bugs.stale_read) {
-        // BUG stale-read: no read barrier and no forwarding.
-        return read_local(app, key);
+) -> Result<Served, ApiError> {
+    if let Kind::Get { key, local } = kind {
+        if *local || app.bugs.stale_read {
+            // `local` by request; with BUG stale-read, every read: no barrier, no forwarding.
+            return read_local(app, key).map(Served::Here);
+        }
     }
     loop {
         let leader = wait_for_leader(&app.raft).await;
         if leader != app.id {
-            if incoming.forwarded {
+            if incoming.forwarded() {
                 return Err(ApiError::new(
                     StatusCode::MISDIRECTED_REQUEST,
                     "not-leader",
@@ -353,7 +430,7 @@ async fn handle(
                 ));
             }
             progress.set(FORWARDED);
-            return forward(app, leader, incoming).await;
+            return forward(app, leader, incoming).await.map(Served::Forwarded);
         }
         match execute(app, kind, progress).await {
             Err(NotLeader) => {
@@ -362,7 +439,7 @@ async fn handle(
                 progress.set(STARTED);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Ok(result) => return result,
+            Ok(result) => return result.map(Served::Here),
         }
     }
 }
@@ -380,9 +457,9 @@ async fn wait_for_leader(raft: &Raft<TypeConfig>) -> NodeId {
     }
 }
 
-fn read_local(app: &Node, key: &str) -> Result<Response, ApiError> {
+fn read_local(app: &Node, key: &str) -> Result<Outcome, ApiError> {
     match app.sm.get(key) {
-        Ok(Some(value)) => Ok(ok(app.id, json!({"value": value, "node": app.id}))),
+        Ok(Some(stored)) => Ok(Outcome::Value(stored)),
         Ok(None) => Err(not_found(key)),
         Err(e) => Err(internal(e)),
     }
@@ -409,9 +486,9 @@ async fn execute(
     app: &App,
     kind: &Kind,
     progress: &Progress,
-) -> Result<Result<Response, ApiError>, NotLeader> {
-    match kind {
-        Kind::Get { key } => loop {
+) -> Result<Result<Outcome, ApiError>, NotLeader> {
+    let op = match kind {
+        Kind::Get { key, .. } => loop {
             match read_barrier(app).await {
                 Some(Ok(_)) => return Ok(read_local(app, key)),
                 Some(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
@@ -425,47 +502,64 @@ async fn execute(
                 None => return Ok(Err(internal("the read barrier task failed"))),
             }
         },
-        Kind::Put { key, value } => {
-            let op = Op::Put {
+        Kind::Cas { key, .. } | Kind::CasIndex { key, .. } if app.bugs.racy_cas => {
+            // BUG racy-cas: compare against local state, then write unconditionally.
+            let current = match app.sm.get(key) {
+                Err(e) => return Ok(Err(internal(e))),
+                Ok(current) => current,
+            };
+            let value = match (kind, current) {
+                (Kind::Cas { .. }, None) => return Ok(Err(not_found(key))),
+                (Kind::Cas { from, to, .. }, Some(cur)) if cur.value == *from => to,
+                (Kind::Cas { .. }, Some(cur)) => return Ok(Err(compare_failed(cur.value))),
+                (Kind::CasIndex { value, index, .. }, cur)
+                    if cur.as_ref().map_or(0, |c| c.modify) == *index =>
+                {
+                    value
+                }
+                _ => return Ok(Ok(Outcome::IndexChanged)),
+            };
+            tokio::time::sleep(app.racy_cas_delay).await;
+            Op::Put {
                 key: key.clone(),
                 value: value.clone(),
-            };
-            let result = if app.bugs.lost_write {
-                propose_lost_write(app, op, progress).await?
-            } else {
-                propose(app, op, progress).await?
-            };
-            Ok(result.map(|_| ok(app.id, json!({"node": app.id}))))
-        }
-        Kind::Cas { key, from, to } if app.bugs.racy_cas => {
-            // BUG racy-cas: compare against local state, then write unconditionally.
-            match app.sm.get(key) {
-                Err(e) => return Ok(Err(internal(e))),
-                Ok(None) => return Ok(Err(not_found(key))),
-                Ok(Some(cur)) if cur != *from => return Ok(Err(compare_failed(cur))),
-                Ok(Some(_)) => {}
             }
-            tokio::time::sleep(app.racy_cas_delay).await;
-            let op = Op::Put {
-                key: key.clone(),
-                value: to.clone(),
-            };
-            let result = propose(app, op, progress).await?;
-            Ok(result.map(|_| ok(app.id, json!({"node": app.id}))))
         }
-        Kind::Cas { key, from, to } => {
-            let op = Op::Cas {
-                key: key.clone(),
-                from: from.clone(),
-                to: to.clone(),
-            };
-            Ok(match propose(app, op, progress).await? {
-                Ok(store::Response::Swapped) => Ok(ok(app.id, json!({"node": app.id}))),
-                Ok(store::Response::CompareFailed { current }) => Err(compare_failed(current)),
-                Ok(store::Response::NotFound) => Err(not_found(key)),
-                Ok(store::Response::Done) => Err(internal("CAS applied as a plain entry")),
-                Err(e) => Err(e),
-            })
+        Kind::Put { key, value } => Op::Put {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        Kind::Cas { key, from, to } => Op::Cas {
+            key: key.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        },
+        Kind::CasIndex { key, value, index } => Op::CasIndex {
+            key: key.clone(),
+            value: value.clone(),
+            index: *index,
+        },
+    };
+    let result = if app.bugs.lost_write && matches!(kind, Kind::Put { .. }) {
+        propose_lost_write(app, op, progress).await?
+    } else {
+        propose(app, op, progress).await?
+    };
+    Ok(result.and_then(|response| match response {
+        store::Response::Done | store::Response::Swapped => Ok(Outcome::Applied),
+        store::Response::IndexChanged => Ok(Outcome::IndexChanged),
+        store::Response::CompareFailed { current } => Err(compare_failed(current)),
+        store::Response::NotFound => Err(not_found(kind.key())),
+    }))
+}
+
+impl Kind {
+    fn key(&self) -> &str {
+        match self {
+            Kind::Get { key, .. }
+            | Kind::Put { key, .. }
+            | Kind::Cas { key, .. }
+            | Kind::CasIndex { key, .. } => key,
         }
     }
 }
@@ -547,8 +641,8 @@ async fn forward(app: &App, leader: NodeId, incoming: &Incoming) -> Result<Respo
             incoming.method.clone(),
             format!("http://{addr}{}", incoming.path),
         )
+        .headers(pass_through(&incoming.headers))
         .header(FORWARDED_HEADER, app.id)
-        .header("content-type", "application/json")
         .body(incoming.body.clone())
         .send()
         .await
@@ -564,15 +658,24 @@ async fn forward(app: &App, leader: NodeId, incoming: &Incoming) -> Result<Respo
             }
         })?;
     let status = resp.status();
-    let node = resp.headers().get(NODE_HEADER).cloned();
+    let headers = pass_through(resp.headers());
     let body = resp.bytes().await.map_err(|e| forward_failed(leader, e))?;
     let mut out = (status, body).into_response();
-    out.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    if let Some(node) = node {
-        out.headers_mut().insert(NODE_HEADER, node);
-    }
+    out.headers_mut().extend(headers);
     Ok(out)
+}
+
+/// The headers a proxy relays: content type, the serving node, Consul's `X-Consul-*` (the token
+/// on the way in, the indexes on the way out); not the connection-level ones.
+fn pass_through(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            name == "content-type" || name == NODE_HEADER || name.starts_with("x-consul-")
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 fn forward_failed(leader: NodeId, e: reqwest::Error) -> ApiError {

@@ -10,7 +10,7 @@
 //! raftkv --id 1 --listen 127.0.0.1:7001 \
 //!        --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
 //!        --data-dir /var/lib/raftkv/1 [--log-file FILE] [--election-timeout-ms 300-600] \
-//!        [--heartbeat-ms 50] [--request-timeout-ms 3000] [--bug NAME]...
+//!        [--heartbeat-ms 50] [--request-timeout-ms 3000] [--bug NAME]... [--acl-token T]
 //! ```
 //!
 //! The client API and the Raft RPCs share the `--listen` port. On the first start of a fresh
@@ -40,6 +40,9 @@
 //!   wait until that index is applied); concurrent reads share one such round, each round
 //!   serving only reads that arrived before it started. Any node accepts any request and proxies it to the
 //!   leader once; while there is no leader, a request waits for one until its deadline.
+//! - `consul.rs`: the subset of Consul's KV HTTP API raftkv also serves (`/v1/kv/{key}` with
+//!   `?cas`, `?consistent`, `?stale`; `--acl-token`), documented there; Splitbrain tests its
+//!   Consul client against it.
 //! - `bench.rs`: the load generator behind `raftkv bench`.
 //!
 //! ## HTTP API
@@ -55,7 +58,8 @@
 //! | `POST /kv/{key}/cas` | `{"from": A, "to": B}` | 200 `{"node": id}` when swapped | 409 `compare-failed` with the current value in `value`; 404 `not-found` |
 //! | `GET /status` | – | 200 `{"id", "role", "term", "leader", "last_log_index", "commit_index", "applied_index"}` | |
 //!
-//! `POST /raft/append`, `/raft/vote` and `/raft/snapshot` are the internal Raft RPCs.
+//! `POST /raft/append`, `/raft/vote` and `/raft/snapshot` are the internal Raft RPCs; `/v1/...`
+//! is the Consul KV subset (`consul.rs`).
 //!
 //! ## Errors
 //!
@@ -82,14 +86,15 @@
 //!
 //! | Name | What it does | Anomaly it produces |
 //! |---|---|---|
-//! | `stale-read` | GET is served from the local state machine of whichever node receives it, without the read barrier and without forwarding | stale reads: a partitioned or lagging node (or an isolated old leader) returns values older than writes that were already acknowledged |
+//! | `stale-read` | every GET (also through `/v1/kv`) is served from the local state machine of whichever node receives it, without the read barrier and without forwarding | stale reads: a partitioned or lagging node (or an isolated old leader) returns values older than writes that were already acknowledged |
 //! | `lost-write` | the leader answers a PUT once the entry is durable in its **own** log, before a quorum has it | lost writes: if that leader dies or is cut off, a new leader is elected without the entry and the acknowledged write disappears |
-//! | `racy-cas` | CAS is done by the leader's HTTP layer as read-local / compare / plain PUT instead of one state-machine operation; `--racy-cas-delay-ms` (default 0) sleeps between the read and the write to widen the window | lost updates: two concurrent CASes from the same `from` value both succeed |
+//! | `racy-cas` | CAS (and Consul's `PUT ?cas=`) is done by the leader's HTTP layer as read-local / compare / plain PUT instead of one state-machine operation; `--racy-cas-delay-ms` (default 0) sleeps between the read and the write to widen the window | lost updates: two concurrent CASes from the same `from` value both succeed |
 //!
 //! Apart from the bug switches and error codes above, nothing here is tuned for the harness.
 
 mod api;
 mod bench;
+mod consul;
 mod network;
 mod store;
 
@@ -145,6 +150,9 @@ struct Cli {
     /// With --bug racy-cas: pause between the CAS's read and its write, in ms.
     #[arg(long, default_value_t = 0)]
     racy_cas_delay_ms: u64,
+    /// Require this token (header X-Consul-Token) on the Consul KV API (`/v1/kv`).
+    #[arg(long)]
+    acl_token: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -328,6 +336,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         racy_cas_delay: Duration::from_millis(cli.racy_cas_delay_ms),
         waiters,
         reads: api::ReadQueue::default(),
+        acl_token: cli.acl_token,
     });
     let served = axum::serve(listener, api::router(app))
         .with_graceful_shutdown(shutdown_signal())

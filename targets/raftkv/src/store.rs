@@ -81,8 +81,32 @@ pub struct Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: String, value: Value },
-    Cas { key: String, from: Value, to: Value },
+    Put {
+        key: String,
+        value: Value,
+    },
+    /// Swap when the current value equals `from`.
+    Cas {
+        key: String,
+        from: Value,
+        to: Value,
+    },
+    /// Consul's `PUT ?cas=INDEX`: write when the key's `modify` index is `index`, or, for
+    /// `index` 0, when the key is absent.
+    CasIndex {
+        key: String,
+        value: Value,
+        index: u64,
+    },
+}
+
+/// A key's value with Consul's indexes: the log indexes of the entries that created it and
+/// that last changed it. Writing the value a key already has changes nothing, as in Consul.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Stored {
+    pub value: Value,
+    pub create: u64,
+    pub modify: u64,
 }
 
 /// The result of applying one log entry.
@@ -95,6 +119,8 @@ pub enum Response {
         current: Value,
     },
     NotFound,
+    /// A `CasIndex` whose index did not match: nothing was written.
+    IndexChanged,
 }
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -632,7 +658,7 @@ impl SmShared {
             for e in entries {
                 out.push(match &e.payload {
                     EntryPayload::Blank => Response::Done,
-                    EntryPayload::Normal(req) => apply_op(&mut kv, &req.op)?,
+                    EntryPayload::Normal(req) => apply_op(&mut kv, &req.op, e.log_id.index)?,
                     EntryPayload::Membership(m) => {
                         let sm = StoredMembership::new(Some(e.log_id), m.clone());
                         meta.insert(MEMBERSHIP, serde_json::to_vec(&sm)?.as_slice())?;
@@ -669,7 +695,7 @@ pub struct StateMachine {
 impl StateMachine {
     /// Reads a key from the locally applied state (no consensus round: callers decide when that
     /// is safe).
-    pub fn get(&self, key: &str) -> Result<Option<Value>, DbError> {
+    pub fn get(&self, key: &str) -> Result<Option<Stored>, DbError> {
         get_json(&self.shared.db, KV, key)
     }
 
@@ -686,27 +712,49 @@ impl StateMachine {
     }
 }
 
-fn apply_op(kv: &mut redb::Table<&str, &[u8]>, op: &Op) -> Result<Response, DbError> {
-    match op {
-        Op::Put { key, value } => {
-            kv.insert(key.as_str(), serde_json::to_vec(value)?.as_slice())?;
-            Ok(Response::Done)
+/// Applies `op`, the entry at log `index`.
+fn apply_op(kv: &mut redb::Table<&str, &[u8]>, op: &Op, index: u64) -> Result<Response, DbError> {
+    let key = match op {
+        Op::Put { key, .. } | Op::Cas { key, .. } | Op::CasIndex { key, .. } => key.as_str(),
+    };
+    let current: Option<Stored> = match kv.get(key)? {
+        Some(v) => Some(serde_json::from_slice(v.value())?),
+        None => None,
+    };
+    let (value, response) = match (op, &current) {
+        (Op::Put { value, .. }, _) => (value, Response::Done),
+        (Op::Cas { .. }, None) => return Ok(Response::NotFound),
+        (Op::Cas { from, to, .. }, Some(cur)) if cur.value == *from => (to, Response::Swapped),
+        (Op::Cas { .. }, Some(cur)) => {
+            return Ok(Response::CompareFailed {
+                current: cur.value.clone(),
+            })
         }
-        Op::Cas { key, from, to } => {
-            let current: Option<Value> = match kv.get(key.as_str())? {
-                Some(v) => Some(serde_json::from_slice(v.value())?),
-                None => None,
-            };
-            match current {
-                None => Ok(Response::NotFound),
-                Some(cur) if cur == *from => {
-                    kv.insert(key.as_str(), serde_json::to_vec(to)?.as_slice())?;
-                    Ok(Response::Swapped)
-                }
-                Some(cur) => Ok(Response::CompareFailed { current: cur }),
-            }
-        }
-    }
+        (
+            Op::CasIndex {
+                value,
+                index: expected,
+                ..
+            },
+            cur,
+        ) if cur.as_ref().map_or(0, |c| c.modify) == *expected => (value, Response::Done),
+        (Op::CasIndex { .. }, _) => return Ok(Response::IndexChanged),
+    };
+    let stored = match current {
+        Some(cur) if cur.value == *value => return Ok(response),
+        Some(cur) => Stored {
+            value: value.clone(),
+            create: cur.create,
+            modify: index,
+        },
+        None => Stored {
+            value: value.clone(),
+            create: index,
+            modify: index,
+        },
+    };
+    kv.insert(key, serde_json::to_vec(&stored)?.as_slice())?;
+    Ok(response)
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -773,7 +821,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         blocking(subject, ErrorVerb::Write, move || {
             let db = &shared.db;
-            let pairs: Vec<(String, Value)> = serde_json::from_slice(&stored.data)?;
+            let pairs: Vec<(String, Stored)> = serde_json::from_slice(&stored.data)?;
             let txn = db.begin_write()?;
             txn.delete_table(KV)?;
             {
@@ -819,7 +867,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let stored = {
                 let kv = txn.open_table(KV)?;
                 let mut meta = txn.open_table(SM_META)?;
-                let mut pairs: Vec<(String, Value)> = Vec::new();
+                let mut pairs: Vec<(String, Stored)> = Vec::new();
                 for row in kv.iter()? {
                     let (k, v) = row?;
                     pairs.push((k.value().to_string(), serde_json::from_slice(v.value())?));

@@ -214,6 +214,37 @@ impl Cluster {
         .await
     }
 
+    /// Commits `x = 1` and waits until all three nodes have applied it.
+    pub async fn write_everywhere(&self, leader: u64) {
+        let (st, body) = self.put(leader, "x", json!(1)).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let index = self.commit_index(leader).await;
+        for id in IDS {
+            self.wait_applied(id, index, Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Makes a node that has `x = 1` miss an acknowledged `x = 2`, then brings it back alone
+    /// (the other two stopped) and returns its id.
+    pub async fn lagging_node(&mut self) -> u64 {
+        let leader = self.leader().await;
+        self.write_everywhere(leader).await;
+        let f = self.others(leader)[0];
+        self.kill(f);
+        let (st, body) = self.put(leader, "x", json!(2)).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        for id in self.others(f) {
+            self.sigstop(id);
+        }
+        self.spawn(f);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.status(f).await.is_none() {
+            assert!(Instant::now() < deadline, "node {f} did not restart");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f
+    }
+
     /// The other two nodes.
     pub fn others(&self, id: u64) -> Vec<u64> {
         IDS.iter().copied().filter(|&x| x != id).collect()

@@ -38,18 +38,6 @@ struct Body {
     code: Option<String>,
 }
 
-/// The shared HTTP connection pool. Connecting is bounded well below the
-/// operation timeout: a connection that was never made carried no request,
-/// so that failure is a definite `fail`, whereas a request cut off by the
-/// operation timeout is `info`.
-pub fn http(op_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(op_timeout / 2)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-}
-
 impl RaftkvClient {
     /// A client of the node at `addr` (`HOST:PORT`).
     pub fn new(http: reqwest::Client, addr: &str) -> Self {

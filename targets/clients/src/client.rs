@@ -9,6 +9,7 @@
 use checker::{EventType, Func, Value};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What an operation does, with its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +91,18 @@ impl Completion {
 /// off that way as `info`, so `invoke` may simply wait.
 pub trait Client: Send + 'static {
     fn invoke(&mut self, op: &Op) -> impl Future<Output = Completion> + Send;
+}
+
+/// The shared HTTP connection pool. Connecting is bounded well below the
+/// operation timeout: a connection that was never made carried no request,
+/// so that failure is a definite `fail`, whereas a request cut off by the
+/// operation timeout is `info`.
+pub fn http(op_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(op_timeout / 2)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
 }
 
 /// Asks every node at once and collects the answers in node order; a node
