@@ -218,7 +218,7 @@ impl Progress {
     }
 }
 
-/// A parsed client request. The raw body is kept for forwarding.
+/// A parsed client request.
 pub enum Kind {
     /// `local`: from this node's state machine, without forwarding or read barrier.
     Get {
