@@ -121,7 +121,9 @@ pub struct Report {
 /// An operation the model could not take.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelError {
-    pub op: Operation,
+    /// Boxed: an error is rare, and every `Result` carrying one is as large
+    /// as it.
+    pub op: Box<Operation>,
     pub message: String,
 }
 
@@ -297,7 +299,7 @@ fn compile<M: Model>(
         let error = members.iter().find_map(|&i| {
             let op = &ops[i];
             model.compile(op).err().map(|message| ModelError {
-                op: op.clone(),
+                op: Box::new(op.clone()),
                 message,
             })
         });
