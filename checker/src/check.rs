@@ -155,9 +155,19 @@ pub fn check<M: Model>(
             true,
         ));
     }
-    // Largest first, so the long ones start early and the short ones fill in.
+    // Decided ones first, so that a key the fast path found invalid stops the
+    // check before any search starts (the one with the smallest witness, the
+    // easiest counterexample to read); then largest first, so the long ones
+    // start early and the short ones fill in.
     let mut order: Vec<usize> = (0..partitions.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(partitions[i].steps.len()));
+    order.sort_by_key(|&i| {
+        let p = &partitions[i];
+        (
+            p.outcome.is_none(),
+            p.fast_witness.as_ref().map_or(usize::MAX, Vec::len),
+            std::cmp::Reverse(p.steps.len()),
+        )
+    });
 
     // Workers add and subtract each slice's change, so start from what the
     // partitions already hold: a partition can shrink below its first size.
@@ -556,7 +566,7 @@ impl<'m, M: Model> Partition<'m, M> {
             // The fast path found no search path: take it from the small sub-history.
             let subset: Vec<Timed<M::Step>> =
                 minimal.iter().map(|&i| self.steps[i].clone()).collect();
-            if let Some((path, blocked)) = decide_deepest(model, &subset, u64::MAX) {
+            if let Some((path, blocked)) = deepest_of(model, &subset, CHECK_BUDGET) {
                 self.deepest = (
                     path.into_iter().map(|i| minimal[i]).collect(),
                     blocked.map(|i| minimal[i]),
@@ -586,16 +596,24 @@ impl<'m, M: Model> Partition<'m, M> {
     }
 }
 
-/// Searches a small set of steps on its own; `Some(deepest)` when it is not
-/// linearizable, `None` when it is or when `budget` ran out.
-fn decide_deepest<M: Model>(
+/// Search steps for deciding a small sub-history while shrinking or
+/// explaining a counterexample.
+const CHECK_BUDGET: u64 = 200_000;
+
+/// Searches a small set of steps on its own for the deepest point a
+/// linearization reaches; `None` when it is linearizable. A search that takes
+/// more than `budget` steps (concurrent appends can have factorially many
+/// orders) stops at the deepest point reached so far.
+fn deepest_of<M: Model>(
     model: &M,
     steps: &[Timed<M::Step>],
     budget: u64,
 ) -> Option<(Vec<usize>, Option<usize>)> {
     let mut p = Partition::new(model, None, Vec::new(), steps.to_vec(), false);
-    if p.advance(budget) != Some(false) {
-        return None;
+    match p.advance(budget) {
+        Some(true) => return None,
+        Some(false) => {}
+        None => p.note_deepest(p.chain.len() - 1),
     }
     // `prepare` may have dropped steps: map back by operation.
     let back = |i: usize| steps.iter().position(|t| t.op == p.steps[i].op);
@@ -618,7 +636,6 @@ fn shrink<M: Model>(
     cut: Option<u64>,
     deadline: Instant,
 ) -> (Vec<usize>, bool) {
-    const CHECK_BUDGET: u64 = 200_000;
     let fails = |set: &[usize]| {
         let subset: Vec<Timed<M::Step>> = set.iter().map(|&i| steps[i].clone()).collect();
         Partition::new(model, None, Vec::new(), subset, true).advance(CHECK_BUDGET) == Some(false)
