@@ -2,14 +2,16 @@
 //! threads, within a time and a memory budget, ending in a [`Report`].
 //!
 //! Each partition goes through the same pipeline:
-//! 1. compile its operations with the model, dropping those that constrain
+//! 1. try the model's fast path on the operations as recorded (a valid
+//!    partition decided there is never compiled: for a million operations,
+//!    holding their steps costs more than checking them);
+//! 2. compile its operations with the model, dropping those that constrain
 //!    nothing;
-//! 2. drop indeterminate producers nobody observed (they may as well never
+//! 3. drop indeterminate producers nobody observed (they may as well never
 //!    have happened), and pull an operation's return in to the earliest
 //!    return of an observer that can only be explained by it;
-//! 3. try the model's fast path;
-//! 4. otherwise cut it into segments at quiescent points and search them in
-//!    order, each segment starting from a state the previous one can end in.
+//! 4. cut it into segments at quiescent points and search them in order,
+//!    each segment starting from a state the previous one can end in.
 //!
 //! Searches run in slices of steps, round robin over a shared queue, so that an
 //! easy invalid key is found while hard keys are still being searched; the
@@ -146,14 +148,7 @@ pub fn check<M: Model>(
     let total_ops = ops.len();
     let mut partitions = Vec::new();
     for (key, members) in crate::op::partition_by_key(ops) {
-        let steps = compile(model, ops, &members)?;
-        partitions.push(Partition::new(
-            model,
-            key.map(str::to_string),
-            members,
-            steps,
-            true,
-        ));
+        partitions.push(Partition::of(model, ops, key.map(str::to_string), members)?);
     }
     // Decided ones first, so that a key the fast path found invalid stops the
     // check before any search starts (the one with the smallest witness, the
@@ -397,13 +392,41 @@ struct Partition<'m, M: Model> {
 }
 
 impl<'m, M: Model> Partition<'m, M> {
-    /// `fast`: whether the model's fast path may decide it.
+    /// The partition of `ops` made of `members`, through the fast path if it
+    /// applies. Its operations are compiled unless the fast path found it
+    /// valid: to search them, or to explain why they fail.
+    fn of(
+        model: &'m M,
+        ops: &[Operation],
+        key: Option<String>,
+        members: Vec<usize>,
+    ) -> Result<Self, ModelError> {
+        let fast = model.fast_check(ops, &members);
+        let steps = match fast {
+            Some(Ok(())) => Vec::new(),
+            _ => compile(model, ops, &members)?,
+        };
+        let mut p = Partition::new(model, key, members, steps, fast.as_ref().map(Result::is_ok));
+        if let Some(Err(witness)) = fast {
+            // From positions in `members` to positions in the steps, which
+            // keep their order.
+            let at = |i: usize| {
+                p.steps
+                    .binary_search_by_key(&p.members[i], |t| t.op)
+                    .expect("a witness constrains something, so it compiles to a step")
+            };
+            p.fast_witness = Some(witness.into_iter().map(at).collect());
+        }
+        Ok(p)
+    }
+
+    /// `fast`: what the model's fast path decided (valid or not), if it did.
     fn new(
         model: &'m M,
         key: Option<String>,
         members: Vec<usize>,
         steps: Vec<Timed<M::Step>>,
-        fast: bool,
+        fast: Option<bool>,
     ) -> Self {
         let mut p = Partition {
             key,
@@ -432,17 +455,13 @@ impl<'m, M: Model> Partition<'m, M> {
         self.steps.is_empty()
     }
 
-    fn prepare(&mut self, model: &M, fast: bool) {
-        if self.trivially_valid() {
+    fn prepare(&mut self, model: &M, fast: Option<bool>) {
+        if let Some(valid) = fast {
+            self.method = Method::FastPath;
+            self.outcome = Some(valid);
             return;
         }
-        // The fast path sees the steps as recorded: it handles indeterminate
-        // operations itself, and its witness must hold with the recorded
-        // returns, not with returns `simplify` pulled in.
-        if let Some(result) = fast.then(|| model.fast_check(&self.steps)).flatten() {
-            self.method = Method::FastPath;
-            self.outcome = Some(result.is_ok());
-            self.fast_witness = result.err();
+        if self.trivially_valid() {
             return;
         }
         simplify(model, &mut self.steps);
@@ -558,7 +577,7 @@ impl<'m, M: Model> Partition<'m, M> {
                     ..t.clone()
                 })
                 .collect();
-            shrink(model, &raw, all, cut, deadline)
+            shrink(model, ops, &raw, all, cut, deadline)
         } else {
             (all, false)
         };
@@ -609,7 +628,7 @@ fn deepest_of<M: Model>(
     steps: &[Timed<M::Step>],
     budget: u64,
 ) -> Option<(Vec<usize>, Option<usize>)> {
-    let mut p = Partition::new(model, None, Vec::new(), steps.to_vec(), false);
+    let mut p = Partition::new(model, None, Vec::new(), steps.to_vec(), None);
     match p.advance(budget) {
         Some(true) => return None,
         Some(false) => {}
@@ -631,14 +650,17 @@ fn deepest_of<M: Model>(
 /// it is tried away first, in one check.
 fn shrink<M: Model>(
     model: &M,
+    ops: &[Operation],
     steps: &[Timed<M::Step>],
     mut keep: Vec<usize>,
     cut: Option<u64>,
     deadline: Instant,
 ) -> (Vec<usize>, bool) {
     let fails = |set: &[usize]| {
+        let members: Vec<usize> = set.iter().map(|&i| steps[i].op).collect();
+        let fast = model.fast_check(ops, &members).map(|result| result.is_ok());
         let subset: Vec<Timed<M::Step>> = set.iter().map(|&i| steps[i].clone()).collect();
-        Partition::new(model, None, Vec::new(), subset, true).advance(CHECK_BUDGET) == Some(false)
+        Partition::new(model, None, members, subset, fast).advance(CHECK_BUDGET) == Some(false)
     };
     // Removing `chunk` also removes, transitively, every step that depends on it.
     let without = |set: &[usize], chunk: &[usize]| -> Vec<usize> {

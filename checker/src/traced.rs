@@ -338,18 +338,20 @@ pub fn check(steps: &[Timed<KvStep>]) -> Option<Result<(), Vec<usize>>> {
     // still fails on its own; and, for each get traced through a barrier,
     // that put, so that the tracing still holds in the witness alone (a put
     // nobody in the witness reads cannot make it linearizable).
-    Some(crate::zones::check(&register)?.map_err(|witness| {
-        let mut ops = witness.clone();
-        for &op in &witness {
-            if before[op].is_some() {
-                ops.push(shown_by[op]);
-                ops.extend(&tokens_seen[shown_by[op]]);
+    Some(
+        crate::zones::check(register.as_slice())?.map_err(|witness| {
+            let mut ops = witness.clone();
+            for &op in &witness {
+                if before[op].is_some() {
+                    ops.push(shown_by[op]);
+                    ops.extend(&tokens_seen[shown_by[op]]);
+                }
             }
-        }
-        let barriers: Vec<usize> = ops.iter().filter_map(|&op| barrier_of[op]).collect();
-        ops.extend(barriers);
-        ops.sort_unstable();
-        ops.dedup();
-        ops
-    }))
+            let barriers: Vec<usize> = ops.iter().filter_map(|&op| barrier_of[op]).collect();
+            ops.extend(barriers);
+            ops.sort_unstable();
+            ops.dedup();
+            ops
+        }),
+    )
 }

@@ -22,6 +22,7 @@ use crate::history::Value;
 use crate::model::RegisterStep;
 use crate::search::Timed;
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 
 const NONE: u32 = u32::MAX;
 
@@ -67,6 +68,35 @@ impl Span {
     }
 }
 
+/// The steps the zones read, by index: compiled already, or compiled one by
+/// one as they are read, so that a long history never holds all its steps at
+/// once (for a million operations, holding them costs more than checking
+/// them).
+pub trait Steps: Sync {
+    /// How many steps there are.
+    fn count(&self) -> usize;
+    /// When step `i` was called and when it returned, `u64::MAX` when
+    /// indeterminate.
+    fn span(&self, i: usize) -> (u64, u64);
+    /// Step `i`, `None` when it constrains nothing, `Err` when the model
+    /// cannot take it.
+    fn step(&self, i: usize) -> Result<Option<Cow<'_, RegisterStep>>, String>;
+}
+
+impl Steps for [Timed<RegisterStep>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn span(&self, i: usize) -> (u64, u64) {
+        (self[i].call, self[i].ret.unwrap_or(u64::MAX))
+    }
+
+    fn step(&self, i: usize) -> Result<Option<Cow<'_, RegisterStep>>, String> {
+        Ok(Some(Cow::Borrowed(&self[i].step)))
+    }
+}
+
 /// What a step does to the version of one value.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Role {
@@ -88,18 +118,17 @@ struct Versions {
 
 impl Versions {
     /// No versions yet: only the steps' spans.
-    fn new(steps: &[Timed<RegisterStep>]) -> Versions {
+    fn new<S: Steps + ?Sized>(steps: &S) -> Versions {
         Versions {
             all: Vec::new(),
-            spans: steps
-                .iter()
-                .map(|t| Span {
-                    call: t.call,
-                    ret: t.ret.unwrap_or(u64::MAX),
+            spans: (0..steps.count())
+                .map(|i| {
+                    let (call, ret) = steps.span(i);
+                    Span { call, ret }
                 })
                 .collect(),
-            produced: vec![NONE; steps.len()],
-            observed: vec![NONE; steps.len()],
+            produced: vec![NONE; steps.count()],
+            observed: vec![NONE; steps.count()],
             fork: None,
         }
     }
@@ -163,17 +192,20 @@ type Touched = (Vec<(i64, u32, Role)>, Vec<(u32, Role)>, bool);
 
 /// `None` when the history is not a unique-value register history (or has
 /// failed-cas observations).
-fn touched(steps: &[Timed<RegisterStep>]) -> Option<Touched> {
-    let mut ints = Vec::with_capacity(steps.len() + steps.len() / 2);
+fn touched<S: Steps + ?Sized>(steps: &S) -> Option<Touched> {
+    let mut ints = Vec::with_capacity(steps.count() + steps.count() / 2);
     let mut nil = Vec::new();
     let mut other = false;
-    for (i, t) in steps.iter().enumerate() {
-        match &t.step {
+    for i in 0..steps.count() {
+        let Some(step) = steps.step(i).ok()? else {
+            continue;
+        };
+        match &*step {
             RegisterStep::CasFailed { .. } => return None, // "Not this value" does not name a version.
             RegisterStep::Cas(cas) if cas.from == cas.to => return None, // Not a new version.
             _ => {}
         }
-        for (value, role) in touches(&t.step).into_iter().flatten() {
+        for (value, role) in touches(&step).into_iter().flatten() {
             match value {
                 Value::Nil if role == Role::Produce => return None, // Ambiguous with the initial value.
                 Value::Nil => nil.push((i as u32, role)),
@@ -186,33 +218,39 @@ fn touched(steps: &[Timed<RegisterStep>]) -> Option<Touched> {
 }
 
 /// Groups steps by value. `None` when the history is not a unique-value
-/// register history (or has failed-cas observations).
-fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
-    if steps.len() >= NONE as usize {
+/// register history (or has failed-cas observations, or nothing to check).
+fn versions<S: Steps + ?Sized>(steps: &S) -> Option<(Versions, usize)> {
+    if steps.count() >= NONE as usize {
         return None;
     }
     // Both passes stream through all the steps: on long histories, run them on
     // two cores (handing work to the thread pool costs more than a short pass).
-    let (touched, mut versions) = if steps.len() < 1 << 14 {
+    let (touched, mut versions) = if steps.count() < 1 << 14 {
         (touched(steps), Versions::new(steps))
     } else {
         rayon::join(|| touched(steps), || Versions::new(steps))
     };
     let (mut ints, nil, other) = touched?;
+    if ints.is_empty() && nil.is_empty() && !other {
+        return None; // Nothing constrains anything: not worth a procedure.
+    }
     let (low, high) = ints.iter().fold((i64::MAX, i64::MIN), |(l, h), &(n, ..)| {
         (l.min(n), h.max(n))
     });
     let span = (high as i128 - low as i128 + 1).max(0) as u128;
     if other {
         // General values: group through a hash table.
-        let mut index: FxHashMap<&Value, usize> = FxHashMap::default();
-        for (i, t) in steps.iter().enumerate() {
-            for (value, role) in touches(&t.step)
+        let mut index: FxHashMap<Value, usize> = FxHashMap::default();
+        for i in 0..steps.count() {
+            let Some(step) = steps.step(i).ok()? else {
+                continue;
+            };
+            for (value, role) in touches(&step)
                 .into_iter()
                 .flatten()
                 .filter(|(v, _)| **v != Value::Nil)
             {
-                let slot = *index.entry(value).or_insert_with(|| {
+                let slot = *index.entry(value.clone()).or_insert_with(|| {
                     versions.all.push(Version::EMPTY);
                     versions.all.len() - 1
                 });
@@ -252,11 +290,10 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
 /// Decides a partition, or `None` when it is not a unique-value register
 /// history. `Err` carries the indexes of a sub-history that is not
 /// linearizable on its own and keeps every producer its observers need.
-pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
+pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
     let (versions, initial) = versions(steps)?;
     let all = &versions.all;
     let spans = &versions.spans;
-    let slot_of = |s: usize, of: &[u32]| of[s] as usize;
 
     // The producers from a chain's root up to `slot`, following each cas back
     // to its `from`; `None` if that leads round a cycle of cas.
@@ -264,10 +301,13 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         let mut out = Vec::new();
         while let Some(p) = some(all[slot].producer) {
             out.push(p);
-            match steps[p].step {
-                _ if out.len() > all.len() => return None,
-                RegisterStep::Cas(_) => slot = slot_of(p, &versions.observed),
-                _ => break,
+            if out.len() > all.len() {
+                return None;
+            }
+            // A producer that observed a version is a cas.
+            match versions.observed[p] {
+                NONE => break,
+                from => slot = from as usize,
             }
         }
         Some(out)
@@ -308,7 +348,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         chain.clear();
         chain.push(root);
         while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
-            chain.push(slot_of(next, &versions.produced));
+            chain.push(versions.produced[next] as usize);
         }
         // An indeterminate producer nobody observed may never have happened.
         while let Some(&last) = chain.last() {
@@ -496,6 +536,7 @@ mod tests {
     /// (sorted) and other values (hashed), give the same answers.
     #[test]
     fn integer_and_general_values_agree() {
+        let check = |steps: &[Timed<RegisterStep>]| check(steps);
         let dense = |n: i64| Value::Int(n);
         let sparse = |n: i64| Value::Int(n * 1_000_000_007);
         let general = |n: i64| Value::Str(format!("v{n}"));
