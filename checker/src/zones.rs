@@ -279,6 +279,9 @@ fn versions<S: Steps + ?Sized>(steps: &S) -> Option<(Versions, usize)> {
             }
         }
     }
+    if steps.count() >= FREE_LATER {
+        free_later(ints);
+    }
     versions.all.push(Version::EMPTY);
     let initial = versions.all.len() - 1;
     for (i, role) in nil {
@@ -337,7 +340,7 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
     // Walk the chains from their roots: the initial version and every written
     // one. (A producer that observed nothing is a write: a cas observes its
     // `from`.)
-    let mut chain_of = vec![NONE; all.len()];
+    let mut reached = vec![false; all.len()];
     let mut zones: Vec<Zone> = Vec::with_capacity(all.len());
     let roots = std::iter::once(initial).chain(
         (0..all.len())
@@ -361,7 +364,7 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
             }
         }
         for &slot in &chain {
-            chain_of[slot] = zones.len() as u32;
+            reached[slot] = true;
         }
         if chain.is_empty() {
             continue;
@@ -387,7 +390,7 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
     if all
         .iter()
         .enumerate()
-        .any(|(s, v)| chain_of[s] == NONE && s != initial && must_exist(v))
+        .any(|(s, v)| !reached[s] && s != initial && must_exist(v))
     {
         return None;
     }
@@ -436,18 +439,51 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
             )));
         }
     }
+    let mut k = 0;
     for b in zones.iter().filter(|z| z.start >= z.end) {
         // Backward: alive somewhere in [end, start]. The forward zone starting
         // last before it is the only candidate to contain it. `<=`: the
         // initial chain's zone starts at 0, before a call at 0.
-        let k = forward.partition_point(|z| z.0 <= b.end);
+        k = starting_by(&forward, b.end, k);
         if k > 0 && b.start < forward[k - 1].1 {
             return Some(Err(sorted(
                 [witness(b)?, witness(&zones[forward[k - 1].2])?].concat(),
             )));
         }
     }
+    if steps.count() >= FREE_LATER {
+        free_later((versions, reached, zones, forward));
+    }
     Some(Ok(()))
+}
+
+/// How many of the sorted `forward` zones start at or before `t`, searched
+/// outwards from `near`, the answer for a nearby time: chains are walked
+/// roughly in time order, so it is usually a step or two away.
+fn starting_by(forward: &[(u64, u64, usize)], t: u64, near: usize) -> usize {
+    let starts_by = |z: &(u64, u64, usize)| z.0 <= t;
+    // Widen [lo, hi) around `near` until it holds the answer, then bisect.
+    let (mut lo, mut hi) = (near.min(forward.len()), near.min(forward.len()));
+    let mut width = 1;
+    while lo > 0 && !starts_by(&forward[lo - 1]) {
+        lo = lo.saturating_sub(width);
+        width *= 2;
+    }
+    while hi < forward.len() && starts_by(&forward[hi]) {
+        hi = (hi + width).min(forward.len());
+        width *= 2;
+    }
+    lo + forward[lo..hi].partition_point(starts_by)
+}
+
+/// Histories from this many steps free their big buffers on another thread.
+const FREE_LATER: usize = 1 << 16;
+
+/// Frees buffers on another thread: for a million steps, giving the memory
+/// back takes a good part of a check, and the verdict need not wait for it.
+/// (If no thread can be started, they are freed here.)
+fn free_later<T: Send + 'static>(buffers: T) {
+    let _ = std::thread::Builder::new().spawn(move || drop(buffers));
 }
 
 fn sorted(mut ops: Vec<usize>) -> Vec<usize> {
@@ -529,6 +565,24 @@ mod tests {
             call,
             ret: Some(ret),
             op: call as usize,
+        }
+    }
+
+    /// The search from a nearby answer finds what a binary search finds.
+    #[test]
+    fn starting_by_agrees_with_a_binary_search() {
+        let forward: Vec<(u64, u64, usize)> = [1, 3, 3, 4, 8, 9, 9, 9, 15, 20, 21, 40]
+            .iter()
+            .map(|&s| (s, s + 1, 0))
+            .collect();
+        for len in 0..=forward.len() {
+            let forward = &forward[..len];
+            for t in 0..45 {
+                let expected = forward.partition_point(|z| z.0 <= t);
+                for near in 0..=len + 2 {
+                    assert_eq!(starting_by(forward, t, near), expected, "t {t} near {near}");
+                }
+            }
         }
     }
 
