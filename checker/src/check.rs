@@ -20,7 +20,7 @@
 use crate::model::Model;
 use crate::op::Operation;
 use crate::search::{Interner, Progress, Search, Timed};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -662,27 +662,11 @@ fn shrink<M: Model>(
         let subset: Vec<Timed<M::Step>> = set.iter().map(|&i| steps[i].clone()).collect();
         Partition::new(model, None, members, subset, fast).advance(CHECK_BUDGET) == Some(false)
     };
-    // Removing `chunk` also removes, transitively, every step that depends on it.
-    let without = |set: &[usize], chunk: &[usize]| -> Vec<usize> {
-        let mut gone: FxHashSet<usize> = chunk.iter().copied().collect();
-        loop {
-            let more: Vec<usize> = set
-                .iter()
-                .copied()
-                .filter(|i| !gone.contains(i))
-                .filter(|&i| {
-                    gone.iter().any(|&g| {
-                        model.produces(&steps[g].step)
-                            && model.depends(&steps[i].step, &steps[g].step)
-                    })
-                })
-                .collect();
-            if more.is_empty() {
-                break;
-            }
-            gone.extend(more);
-        }
-        set.iter().copied().filter(|i| !gone.contains(i)).collect()
+    let mut dependents = Dependents {
+        model,
+        steps,
+        among: keep.clone(),
+        known: FxHashMap::default(),
     };
     if let Some(cut) = cut {
         let late: Vec<usize> = keep
@@ -690,7 +674,7 @@ fn shrink<M: Model>(
             .copied()
             .filter(|&i| steps[i].call > cut)
             .collect();
-        let candidate = without(&keep, &late);
+        let candidate = dependents.without(&keep, &late);
         if !late.is_empty() && !candidate.is_empty() && fails(&candidate) {
             keep = candidate;
         }
@@ -704,7 +688,7 @@ fn shrink<M: Model>(
         let mut shrunk = false;
         for start in (0..keep.len()).step_by(chunk_len) {
             let chunk = &keep[start..(start + chunk_len).min(keep.len())];
-            let candidate = without(&keep, chunk);
+            let candidate = dependents.without(&keep, chunk);
             if candidate.len() < keep.len() && !candidate.is_empty() && fails(&candidate) {
                 keep = candidate;
                 granularity = (granularity - 1).max(2);
@@ -723,6 +707,49 @@ fn shrink<M: Model>(
         }
     }
     (keep, true)
+}
+
+/// Who depends on each step, among the steps shrinking starts from, found
+/// once per step when first needed: asking the model about every pair again
+/// on every removal made shrinking a long witness quadratic.
+struct Dependents<'a, M: Model> {
+    model: &'a M,
+    steps: &'a [Timed<M::Step>],
+    among: Vec<usize>,
+    known: FxHashMap<usize, Vec<usize>>,
+}
+
+impl<M: Model> Dependents<'_, M> {
+    fn of(&mut self, producer: usize) -> &[usize] {
+        let (model, steps, among) = (self.model, self.steps, &self.among);
+        self.known.entry(producer).or_insert_with(|| {
+            let produced = &steps[producer].step;
+            if !model.produces(produced) {
+                return Vec::new();
+            }
+            among
+                .iter()
+                .copied()
+                .filter(|&i| i != producer && model.depends(&steps[i].step, produced))
+                .collect()
+        })
+    }
+
+    /// `set` without `chunk` and, transitively, every step in `set` that
+    /// depends on what is removed.
+    fn without(&mut self, set: &[usize], chunk: &[usize]) -> Vec<usize> {
+        let in_set: FxHashSet<usize> = set.iter().copied().collect();
+        let mut gone: FxHashSet<usize> = chunk.iter().copied().collect();
+        let mut todo = chunk.to_vec();
+        while let Some(g) = todo.pop() {
+            for &i in self.of(g) {
+                if in_set.contains(&i) && gone.insert(i) {
+                    todo.push(i);
+                }
+            }
+        }
+        set.iter().copied().filter(|i| !gone.contains(i)).collect()
+    }
 }
 
 struct Shared<'m, M: Model> {
