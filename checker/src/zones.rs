@@ -23,6 +23,7 @@ use crate::model::RegisterStep;
 use crate::search::Timed;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const NONE: u32 = u32::MAX;
 
@@ -339,48 +340,71 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
 
     // Walk the chains from their roots: the initial version and every written
     // one. (A producer that observed nothing is a write: a cas observes its
-    // `from`.)
-    let mut reached = vec![false; all.len()];
-    let mut zones: Vec<Zone> = Vec::with_capacity(all.len());
-    let roots = std::iter::once(initial).chain(
-        (0..all.len())
-            .filter(|&s| some(all[s].producer).is_some_and(|p| versions.observed[p] == NONE)),
-    );
-    let mut chain = Vec::new();
-    for root in roots {
-        chain.clear();
-        chain.push(root);
-        while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
-            chain.push(versions.produced[next] as usize);
+    // `from`.) Chains are disjoint: runs of roots are walked on all cores.
+    let reached: Vec<AtomicBool> = (0..all.len()).map(|_| AtomicBool::new(false)).collect();
+    let walk = |roots: &mut dyn Iterator<Item = usize>| -> Result<Vec<Zone>, Unschedulable> {
+        let mut zones = Vec::with_capacity(roots.size_hint().1.unwrap_or(0));
+        let mut chain = Vec::new();
+        for root in roots {
+            chain.clear();
+            chain.push(root);
+            while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
+                chain.push(versions.produced[next] as usize);
+            }
+            // An indeterminate producer nobody observed may never have happened.
+            while let Some(&last) = chain.last() {
+                let v = all[last];
+                // (Its `next`, if any, is a version popped before it.)
+                if v.some_read == NONE && some(v.producer).is_none_or(|p| spans[p].indeterminate())
+                {
+                    chain.pop();
+                } else {
+                    break;
+                }
+            }
+            for &slot in &chain {
+                reached[slot].store(true, Ordering::Relaxed);
+            }
+            if chain.is_empty() {
+                continue;
+            }
+            if let Some(failed) = schedule(&chain, all, spans) {
+                return Err(Unschedulable { chain, failed });
+            }
+            zones.push(Zone::of(&chain, all, spans, root == initial));
         }
-        // An indeterminate producer nobody observed may never have happened.
-        while let Some(&last) = chain.last() {
-            let v = all[last];
-            // (Its `next`, if any, is a version popped before it.)
-            if v.some_read == NONE && some(v.producer).is_none_or(|p| spans[p].indeterminate()) {
-                chain.pop();
-            } else {
-                break;
+        Ok(zones)
+    };
+    let written = |s: &usize| some(all[*s].producer).is_some_and(|p| versions.observed[p] == NONE);
+    let mut walked = vec![walk(&mut std::iter::once(initial))];
+    if all.len() < 1 << 14 {
+        walked.push(walk(&mut (0..all.len()).filter(written)));
+    } else {
+        use rayon::prelude::*;
+        const RUN: usize = 1 << 16;
+        walked.par_extend(
+            (0..all.len().div_ceil(RUN))
+                .into_par_iter()
+                .map(|k| walk(&mut (k * RUN..((k + 1) * RUN).min(all.len())).filter(written))),
+        );
+    }
+    // In root order, so the counterexample does not depend on the threads.
+    let mut zones = Vec::with_capacity(walked.len());
+    for run in walked {
+        match run {
+            Ok(run) => zones.push(run),
+            Err(Unschedulable { chain, failed }) => {
+                let mut witness = lineage(chain[failed])?;
+                for &slot in &chain[..=failed] {
+                    witness.extend(
+                        [all[slot].last_call, all[slot].first_read_ret]
+                            .into_iter()
+                            .filter_map(some),
+                    );
+                }
+                return Some(Err(sorted(witness)));
             }
         }
-        for &slot in &chain {
-            reached[slot] = true;
-        }
-        if chain.is_empty() {
-            continue;
-        }
-        if let Some(failed) = schedule(&chain, all, spans) {
-            let mut witness = lineage(chain[failed])?;
-            for &slot in &chain[..=failed] {
-                witness.extend(
-                    [all[slot].last_call, all[slot].first_read_ret]
-                        .into_iter()
-                        .filter_map(some),
-                );
-            }
-            return Some(Err(sorted(witness)));
-        }
-        zones.push(Zone::of(&chain, all, spans, root == initial));
     }
     // Versions no root reaches but that must exist: a cycle of cas. Rare;
     // let the search explain it.
@@ -390,7 +414,7 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
     if all
         .iter()
         .enumerate()
-        .any(|(s, v)| !reached[s] && s != initial && must_exist(v))
+        .any(|(s, v)| !reached[s].load(Ordering::Relaxed) && s != initial && must_exist(v))
     {
         return None;
     }
@@ -423,45 +447,53 @@ pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
         }
         Some(ops)
     };
-    // Copied out (start, end, index) so the binary search below reads one
+    // Copied out (start, end, zone) so the searches below read one
     // contiguous array instead of chasing a pointer per probe.
-    let mut forward: Vec<(u64, u64, usize)> = zones
+    let mut forward: Vec<(u64, u64, &Zone)> = zones
         .iter()
-        .enumerate()
-        .filter(|(_, z)| z.start < z.end)
-        .map(|(i, z)| (z.start, z.end, i))
+        .flatten()
+        .filter(|z| z.start < z.end)
+        .map(|z| (z.start, z.end, z))
         .collect();
-    forward.sort_unstable();
+    forward.sort_unstable_by_key(|&(start, end, _)| (start, end));
     for pair in forward.windows(2) {
         if pair[1].0 < pair[0].1 {
             return Some(Err(sorted(
-                [witness(&zones[pair[0].2])?, witness(&zones[pair[1].2])?].concat(),
+                [witness(pair[0].2)?, witness(pair[1].2)?].concat(),
             )));
         }
     }
     let mut k = 0;
-    for b in zones.iter().filter(|z| z.start >= z.end) {
+    for b in zones.iter().flatten().filter(|z| z.start >= z.end) {
         // Backward: alive somewhere in [end, start]. The forward zone starting
         // last before it is the only candidate to contain it. `<=`: the
         // initial chain's zone starts at 0, before a call at 0.
         k = starting_by(&forward, b.end, k);
         if k > 0 && b.start < forward[k - 1].1 {
             return Some(Err(sorted(
-                [witness(b)?, witness(&zones[forward[k - 1].2])?].concat(),
+                [witness(b)?, witness(forward[k - 1].2)?].concat(),
             )));
         }
     }
+    drop(forward);
     if steps.count() >= FREE_LATER {
-        free_later((versions, reached, zones, forward));
+        free_later((versions, reached, zones));
     }
     Some(Ok(()))
+}
+
+/// Why a chain cannot be scheduled on its own: the version at `failed`
+/// cannot be placed.
+struct Unschedulable {
+    chain: Vec<usize>,
+    failed: usize,
 }
 
 /// How many of the sorted `forward` zones start at or before `t`, searched
 /// outwards from `near`, the answer for a nearby time: chains are walked
 /// roughly in time order, so it is usually a step or two away.
-fn starting_by(forward: &[(u64, u64, usize)], t: u64, near: usize) -> usize {
-    let starts_by = |z: &(u64, u64, usize)| z.0 <= t;
+fn starting_by<Z>(forward: &[(u64, u64, Z)], t: u64, near: usize) -> usize {
+    let starts_by = |z: &(u64, u64, Z)| z.0 <= t;
     // Widen [lo, hi) around `near` until it holds the answer, then bisect.
     let (mut lo, mut hi) = (near.min(forward.len()), near.min(forward.len()));
     let mut width = 1;
@@ -566,6 +598,56 @@ mod tests {
             ret: Some(ret),
             op: call as usize,
         }
+    }
+
+    /// Long histories are read in runs of steps and walked in runs of roots,
+    /// on all cores: a stale read in the middle is still found, and its
+    /// witness fails on its own.
+    #[test]
+    fn long_histories_are_checked_in_runs() {
+        use crate::check::{check, Options, Verdict};
+        use crate::history::Func;
+        use crate::model::{FailedCas, Model, Register};
+        use crate::synth::{register_history, Spec};
+        let spec = Spec {
+            seed: 3,
+            clients: 20,
+            ops: 300_000,
+            read_ratio: 0.5,
+            crash_ratio: 0.01,
+            keys: 1,
+        };
+        let mut ops = crate::op::operations(&register_history(&spec), "long").unwrap();
+        let model = Register {
+            cas: false,
+            failed_cas: FailedCas::Ignore,
+        };
+        let members: Vec<usize> = (0..ops.len()).collect();
+        assert_eq!(model.fast_check(&ops, &members), Some(Ok(())));
+        // A read well into the history returns the first value written.
+        let first = ops
+            .iter()
+            .find(|o| o.f == Func::Write)
+            .unwrap()
+            .input
+            .clone();
+        let stale = (ops.len() / 2..)
+            .find(|&i| ops[i].f == Func::Read && ops[i].ret.is_some())
+            .unwrap();
+        ops[stale].output = first;
+        let Some(Err(witness)) = model.fast_check(&ops, &members) else {
+            panic!("the stale read is not found");
+        };
+        assert!(witness.contains(&stale), "{witness:?}");
+        let sub: Vec<_> = witness.iter().map(|&i| ops[i].clone()).collect();
+        let options = Options {
+            minimize: false,
+            ..Options::default()
+        };
+        assert_eq!(
+            check(&model, &sub, &options).unwrap().verdict,
+            Verdict::Invalid
+        );
     }
 
     /// The search from a nearby answer finds what a binary search finds.
