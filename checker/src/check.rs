@@ -2,14 +2,16 @@
 //! threads, within a time and a memory budget, ending in a [`Report`].
 //!
 //! Each partition goes through the same pipeline:
-//! 1. compile its operations with the model, dropping those that constrain
+//! 1. try the model's fast path on the operations as recorded (a valid
+//!    partition decided there is never compiled: for a million operations,
+//!    holding their steps costs more than checking them);
+//! 2. compile its operations with the model, dropping those that constrain
 //!    nothing;
-//! 2. drop indeterminate producers nobody observed (they may as well never
+//! 3. drop indeterminate producers nobody observed (they may as well never
 //!    have happened), and pull an operation's return in to the earliest
 //!    return of an observer that can only be explained by it;
-//! 3. try the model's fast path;
-//! 4. otherwise cut it into segments at quiescent points and search them in
-//!    order, each segment starting from a state the previous one can end in.
+//! 4. cut it into segments at quiescent points and search them in order,
+//!    each segment starting from a state the previous one can end in.
 //!
 //! Searches run in slices of steps, round robin over a shared queue, so that an
 //! easy invalid key is found while hard keys are still being searched; the
@@ -18,7 +20,7 @@
 use crate::model::Model;
 use crate::op::Operation;
 use crate::search::{Interner, Progress, Search, Timed};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -121,7 +123,9 @@ pub struct Report {
 /// An operation the model could not take.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelError {
-    pub op: Operation,
+    /// Boxed: an error is rare, and every `Result` carrying one is as large
+    /// as it.
+    pub op: Box<Operation>,
     pub message: String,
 }
 
@@ -144,18 +148,21 @@ pub fn check<M: Model>(
     let total_ops = ops.len();
     let mut partitions = Vec::new();
     for (key, members) in crate::op::partition_by_key(ops) {
-        let steps = compile(model, ops, &members)?;
-        partitions.push(Partition::new(
-            model,
-            key.map(str::to_string),
-            members,
-            steps,
-            true,
-        ));
+        partitions.push(Partition::of(model, ops, key.map(str::to_string), members)?);
     }
-    // Largest first, so the long ones start early and the short ones fill in.
+    // Decided ones first, so that a key the fast path found invalid stops the
+    // check before any search starts (the one with the smallest witness, the
+    // easiest counterexample to read); then largest first, so the long ones
+    // start early and the short ones fill in.
     let mut order: Vec<usize> = (0..partitions.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(partitions[i].steps.len()));
+    order.sort_by_key(|&i| {
+        let p = &partitions[i];
+        (
+            p.outcome.is_none(),
+            p.fast_witness.as_ref().map_or(usize::MAX, Vec::len),
+            std::cmp::Reverse(p.steps.len()),
+        )
+    });
 
     // Workers add and subtract each slice's change, so start from what the
     // partitions already hold: a partition can shrink below its first size.
@@ -297,7 +304,7 @@ fn compile<M: Model>(
         let error = members.iter().find_map(|&i| {
             let op = &ops[i];
             model.compile(op).err().map(|message| ModelError {
-                op: op.clone(),
+                op: Box::new(op.clone()),
                 message,
             })
         });
@@ -385,13 +392,41 @@ struct Partition<'m, M: Model> {
 }
 
 impl<'m, M: Model> Partition<'m, M> {
-    /// `fast`: whether the model's fast path may decide it.
+    /// The partition of `ops` made of `members`, through the fast path if it
+    /// applies. Its operations are compiled unless the fast path found it
+    /// valid: to search them, or to explain why they fail.
+    fn of(
+        model: &'m M,
+        ops: &[Operation],
+        key: Option<String>,
+        members: Vec<usize>,
+    ) -> Result<Self, ModelError> {
+        let fast = model.fast_check(ops, &members);
+        let steps = match fast {
+            Some(Ok(())) => Vec::new(),
+            _ => compile(model, ops, &members)?,
+        };
+        let mut p = Partition::new(model, key, members, steps, fast.as_ref().map(Result::is_ok));
+        if let Some(Err(witness)) = fast {
+            // From positions in `members` to positions in the steps, which
+            // keep their order.
+            let at = |i: usize| {
+                p.steps
+                    .binary_search_by_key(&p.members[i], |t| t.op)
+                    .expect("a witness constrains something, so it compiles to a step")
+            };
+            p.fast_witness = Some(witness.into_iter().map(at).collect());
+        }
+        Ok(p)
+    }
+
+    /// `fast`: what the model's fast path decided (valid or not), if it did.
     fn new(
         model: &'m M,
         key: Option<String>,
         members: Vec<usize>,
         steps: Vec<Timed<M::Step>>,
-        fast: bool,
+        fast: Option<bool>,
     ) -> Self {
         let mut p = Partition {
             key,
@@ -420,17 +455,13 @@ impl<'m, M: Model> Partition<'m, M> {
         self.steps.is_empty()
     }
 
-    fn prepare(&mut self, model: &M, fast: bool) {
-        if self.trivially_valid() {
+    fn prepare(&mut self, model: &M, fast: Option<bool>) {
+        if let Some(valid) = fast {
+            self.method = Method::FastPath;
+            self.outcome = Some(valid);
             return;
         }
-        // The fast path sees the steps as recorded: it handles indeterminate
-        // operations itself, and its witness must hold with the recorded
-        // returns, not with returns `simplify` pulled in.
-        if let Some(result) = fast.then(|| model.fast_check(&self.steps)).flatten() {
-            self.method = Method::FastPath;
-            self.outcome = Some(result.is_ok());
-            self.fast_witness = result.err();
+        if self.trivially_valid() {
             return;
         }
         simplify(model, &mut self.steps);
@@ -546,7 +577,7 @@ impl<'m, M: Model> Partition<'m, M> {
                     ..t.clone()
                 })
                 .collect();
-            shrink(model, &raw, all, cut, deadline)
+            shrink(model, ops, &raw, all, cut, deadline)
         } else {
             (all, false)
         };
@@ -554,7 +585,7 @@ impl<'m, M: Model> Partition<'m, M> {
             // The fast path found no search path: take it from the small sub-history.
             let subset: Vec<Timed<M::Step>> =
                 minimal.iter().map(|&i| self.steps[i].clone()).collect();
-            if let Some((path, blocked)) = decide_deepest(model, &subset, u64::MAX) {
+            if let Some((path, blocked)) = deepest_of(model, &subset, CHECK_BUDGET) {
                 self.deepest = (
                     path.into_iter().map(|i| minimal[i]).collect(),
                     blocked.map(|i| minimal[i]),
@@ -584,16 +615,24 @@ impl<'m, M: Model> Partition<'m, M> {
     }
 }
 
-/// Searches a small set of steps on its own; `Some(deepest)` when it is not
-/// linearizable, `None` when it is or when `budget` ran out.
-fn decide_deepest<M: Model>(
+/// Search steps for deciding a small sub-history while shrinking or
+/// explaining a counterexample.
+const CHECK_BUDGET: u64 = 200_000;
+
+/// Searches a small set of steps on its own for the deepest point a
+/// linearization reaches; `None` when it is linearizable. A search that takes
+/// more than `budget` steps (concurrent appends can have factorially many
+/// orders) stops at the deepest point reached so far.
+fn deepest_of<M: Model>(
     model: &M,
     steps: &[Timed<M::Step>],
     budget: u64,
 ) -> Option<(Vec<usize>, Option<usize>)> {
-    let mut p = Partition::new(model, None, Vec::new(), steps.to_vec(), false);
-    if p.advance(budget) != Some(false) {
-        return None;
+    let mut p = Partition::new(model, None, Vec::new(), steps.to_vec(), None);
+    match p.advance(budget) {
+        Some(true) => return None,
+        Some(false) => {}
+        None => p.note_deepest(p.chain.len() - 1),
     }
     // `prepare` may have dropped steps: map back by operation.
     let back = |i: usize| steps.iter().position(|t| t.op == p.steps[i].op);
@@ -611,37 +650,23 @@ fn decide_deepest<M: Model>(
 /// it is tried away first, in one check.
 fn shrink<M: Model>(
     model: &M,
+    ops: &[Operation],
     steps: &[Timed<M::Step>],
     mut keep: Vec<usize>,
     cut: Option<u64>,
     deadline: Instant,
 ) -> (Vec<usize>, bool) {
-    const CHECK_BUDGET: u64 = 200_000;
     let fails = |set: &[usize]| {
+        let members: Vec<usize> = set.iter().map(|&i| steps[i].op).collect();
+        let fast = model.fast_check(ops, &members).map(|result| result.is_ok());
         let subset: Vec<Timed<M::Step>> = set.iter().map(|&i| steps[i].clone()).collect();
-        Partition::new(model, None, Vec::new(), subset, true).advance(CHECK_BUDGET) == Some(false)
+        Partition::new(model, None, members, subset, fast).advance(CHECK_BUDGET) == Some(false)
     };
-    // Removing `chunk` also removes, transitively, every step that depends on it.
-    let without = |set: &[usize], chunk: &[usize]| -> Vec<usize> {
-        let mut gone: FxHashSet<usize> = chunk.iter().copied().collect();
-        loop {
-            let more: Vec<usize> = set
-                .iter()
-                .copied()
-                .filter(|i| !gone.contains(i))
-                .filter(|&i| {
-                    gone.iter().any(|&g| {
-                        model.produces(&steps[g].step)
-                            && model.depends(&steps[i].step, &steps[g].step)
-                    })
-                })
-                .collect();
-            if more.is_empty() {
-                break;
-            }
-            gone.extend(more);
-        }
-        set.iter().copied().filter(|i| !gone.contains(i)).collect()
+    let mut dependents = Dependents {
+        model,
+        steps,
+        among: keep.clone(),
+        known: FxHashMap::default(),
     };
     if let Some(cut) = cut {
         let late: Vec<usize> = keep
@@ -649,7 +674,7 @@ fn shrink<M: Model>(
             .copied()
             .filter(|&i| steps[i].call > cut)
             .collect();
-        let candidate = without(&keep, &late);
+        let candidate = dependents.without(&keep, &late);
         if !late.is_empty() && !candidate.is_empty() && fails(&candidate) {
             keep = candidate;
         }
@@ -663,7 +688,7 @@ fn shrink<M: Model>(
         let mut shrunk = false;
         for start in (0..keep.len()).step_by(chunk_len) {
             let chunk = &keep[start..(start + chunk_len).min(keep.len())];
-            let candidate = without(&keep, chunk);
+            let candidate = dependents.without(&keep, chunk);
             if candidate.len() < keep.len() && !candidate.is_empty() && fails(&candidate) {
                 keep = candidate;
                 granularity = (granularity - 1).max(2);
@@ -682,6 +707,49 @@ fn shrink<M: Model>(
         }
     }
     (keep, true)
+}
+
+/// Who depends on each step, among the steps shrinking starts from, found
+/// once per step when first needed: asking the model about every pair again
+/// on every removal made shrinking a long witness quadratic.
+struct Dependents<'a, M: Model> {
+    model: &'a M,
+    steps: &'a [Timed<M::Step>],
+    among: Vec<usize>,
+    known: FxHashMap<usize, Vec<usize>>,
+}
+
+impl<M: Model> Dependents<'_, M> {
+    fn of(&mut self, producer: usize) -> &[usize] {
+        let (model, steps, among) = (self.model, self.steps, &self.among);
+        self.known.entry(producer).or_insert_with(|| {
+            let produced = &steps[producer].step;
+            if !model.produces(produced) {
+                return Vec::new();
+            }
+            among
+                .iter()
+                .copied()
+                .filter(|&i| i != producer && model.depends(&steps[i].step, produced))
+                .collect()
+        })
+    }
+
+    /// `set` without `chunk` and, transitively, every step in `set` that
+    /// depends on what is removed.
+    fn without(&mut self, set: &[usize], chunk: &[usize]) -> Vec<usize> {
+        let in_set: FxHashSet<usize> = set.iter().copied().collect();
+        let mut gone: FxHashSet<usize> = chunk.iter().copied().collect();
+        let mut todo = chunk.to_vec();
+        while let Some(g) = todo.pop() {
+            for &i in self.of(g) {
+                if in_set.contains(&i) && gone.insert(i) {
+                    todo.push(i);
+                }
+            }
+        }
+        set.iter().copied().filter(|i| !gone.contains(i)).collect()
+    }
 }
 
 struct Shared<'m, M: Model> {

@@ -28,8 +28,11 @@
 //!    every read names its write, and Gibbons and Korach's zone conditions
 //!    decide linearizability in O(n log n) ([`zones`]); compare-and-set links
 //!    versions into chains that the same conditions handle. Key-value strings
-//!    built by put and append with distinct tokens reduce to such a register,
-//!    since a get reveals every version before it ([`traced`]).
+//!    built by put and append reduce to such a register, since a get reveals
+//!    every version before it, as long as real time tells which operation
+//!    wrote each token it shows ([`traced`]). The fast path runs first, on
+//!    the operations as recorded and compiling them as it reads them: a
+//!    partition it finds valid is never compiled as a whole.
 //! 5. **Search.** Otherwise, the Wing–Gong algorithm with Lowe's memoization
 //!    ([`search`]): keep calls and returns in one time-ordered list; any call
 //!    before the first return may take effect next; try it on the model and

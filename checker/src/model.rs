@@ -14,6 +14,8 @@
 
 use crate::history::{Func, Value};
 use crate::op::{Operation, Outcome};
+use crate::search::Timed;
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -50,13 +52,14 @@ pub trait Model: Send + Sync {
     fn needs_producer(&self, step: &Self::Step) -> bool;
 
     /// A decision procedure faster than search for histories of a special
-    /// shape, if this model has one: `Some(Ok(()))` linearizable,
-    /// `Some(Err(indexes))` not, with the indexes of a small sub-history that is
-    /// not linearizable on its own; `None` when it does not apply.
-    fn fast_check(
-        &self,
-        _steps: &[crate::search::Timed<Self::Step>],
-    ) -> Option<Result<(), Vec<usize>>> {
+    /// shape, if this model has one, on a partition's operations as recorded
+    /// (`members` index `ops`): `Some(Ok(()))` linearizable, `Some(Err(at))`
+    /// not, with the positions in `members` of a small sub-history that is not
+    /// linearizable on its own; `None` when it does not apply, or when an
+    /// operation does not fit the model (compiling it says why). It runs
+    /// before the operations are compiled for the search, so it may compile
+    /// them one by one as it reads them.
+    fn fast_check(&self, _ops: &[Operation], _members: &[usize]) -> Option<Result<(), Vec<usize>>> {
         None
     }
 
@@ -182,15 +185,41 @@ impl Model for Register {
         }
     }
 
-    fn fast_check(
-        &self,
-        steps: &[crate::search::Timed<RegisterStep>],
-    ) -> Option<Result<(), Vec<usize>>> {
-        crate::zones::check(steps)
+    fn fast_check(&self, ops: &[Operation], members: &[usize]) -> Option<Result<(), Vec<usize>>> {
+        crate::zones::check(&Uncompiled {
+            model: self,
+            ops,
+            members,
+        })
     }
 
     fn show_state(&self, state: &Value) -> String {
         state.to_string()
+    }
+}
+
+/// A register partition's operations, compiled as the zones read them.
+struct Uncompiled<'a> {
+    model: &'a Register,
+    ops: &'a [Operation],
+    members: &'a [usize],
+}
+
+impl crate::zones::Steps for Uncompiled<'_> {
+    fn count(&self) -> usize {
+        self.members.len()
+    }
+
+    fn span(&self, i: usize) -> (u64, u64) {
+        let op = &self.ops[self.members[i]];
+        (op.call, op.ret_or_inf())
+    }
+
+    fn step(&self, i: usize) -> Result<Option<Cow<'_, RegisterStep>>, String> {
+        Ok(self
+            .model
+            .compile(&self.ops[self.members[i]])?
+            .map(Cow::Owned))
     }
 }
 
@@ -253,8 +282,25 @@ impl Model for AppendKv {
         !matches!(step, KvStep::Get(_))
     }
 
-    fn fast_check(&self, steps: &[crate::search::Timed<KvStep>]) -> Option<Result<(), Vec<usize>>> {
-        crate::traced::check(steps)
+    fn fast_check(&self, ops: &[Operation], members: &[usize]) -> Option<Result<(), Vec<usize>>> {
+        // Each step's `op` is its position in `members`.
+        let mut steps = Vec::with_capacity(members.len());
+        for (at, &i) in members.iter().enumerate() {
+            let op = &ops[i];
+            if let Some(step) = self.compile(op).ok()? {
+                steps.push(Timed {
+                    step,
+                    call: op.call,
+                    ret: op.ret,
+                    op: at,
+                });
+            }
+        }
+        if steps.is_empty() {
+            return None;
+        }
+        let result = crate::traced::check(&steps)?;
+        Some(result.map_err(|witness| witness.into_iter().map(|s| steps[s].op).collect()))
     }
 
     fn needs_producer(&self, step: &KvStep) -> bool {

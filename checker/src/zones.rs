@@ -22,6 +22,8 @@ use crate::history::Value;
 use crate::model::RegisterStep;
 use crate::search::Timed;
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const NONE: u32 = u32::MAX;
 
@@ -67,6 +69,35 @@ impl Span {
     }
 }
 
+/// The steps the zones read, by index: compiled already, or compiled one by
+/// one as they are read, so that a long history never holds all its steps at
+/// once (for a million operations, holding them costs more than checking
+/// them).
+pub trait Steps: Sync {
+    /// How many steps there are.
+    fn count(&self) -> usize;
+    /// When step `i` was called and when it returned, `u64::MAX` when
+    /// indeterminate.
+    fn span(&self, i: usize) -> (u64, u64);
+    /// Step `i`, `None` when it constrains nothing, `Err` when the model
+    /// cannot take it.
+    fn step(&self, i: usize) -> Result<Option<Cow<'_, RegisterStep>>, String>;
+}
+
+impl Steps for [Timed<RegisterStep>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn span(&self, i: usize) -> (u64, u64) {
+        (self[i].call, self[i].ret.unwrap_or(u64::MAX))
+    }
+
+    fn step(&self, i: usize) -> Result<Option<Cow<'_, RegisterStep>>, String> {
+        Ok(Some(Cow::Borrowed(&self[i].step)))
+    }
+}
+
 /// What a step does to the version of one value.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Role {
@@ -88,18 +119,17 @@ struct Versions {
 
 impl Versions {
     /// No versions yet: only the steps' spans.
-    fn new(steps: &[Timed<RegisterStep>]) -> Versions {
+    fn new<S: Steps + ?Sized>(steps: &S) -> Versions {
         Versions {
             all: Vec::new(),
-            spans: steps
-                .iter()
-                .map(|t| Span {
-                    call: t.call,
-                    ret: t.ret.unwrap_or(u64::MAX),
+            spans: (0..steps.count())
+                .map(|i| {
+                    let (call, ret) = steps.span(i);
+                    Span { call, ret }
                 })
                 .collect(),
-            produced: vec![NONE; steps.len()],
-            observed: vec![NONE; steps.len()],
+            produced: vec![NONE; steps.count()],
+            observed: vec![NONE; steps.count()],
             fork: None,
         }
     }
@@ -163,17 +193,20 @@ type Touched = (Vec<(i64, u32, Role)>, Vec<(u32, Role)>, bool);
 
 /// `None` when the history is not a unique-value register history (or has
 /// failed-cas observations).
-fn touched(steps: &[Timed<RegisterStep>]) -> Option<Touched> {
-    let mut ints = Vec::with_capacity(steps.len() + steps.len() / 2);
+fn touched<S: Steps + ?Sized>(steps: &S) -> Option<Touched> {
+    let mut ints = Vec::with_capacity(steps.count() + steps.count() / 2);
     let mut nil = Vec::new();
     let mut other = false;
-    for (i, t) in steps.iter().enumerate() {
-        match &t.step {
+    for i in 0..steps.count() {
+        let Some(step) = steps.step(i).ok()? else {
+            continue;
+        };
+        match &*step {
             RegisterStep::CasFailed { .. } => return None, // "Not this value" does not name a version.
             RegisterStep::Cas(cas) if cas.from == cas.to => return None, // Not a new version.
             _ => {}
         }
-        for (value, role) in touches(&t.step).into_iter().flatten() {
+        for (value, role) in touches(&step).into_iter().flatten() {
             match value {
                 Value::Nil if role == Role::Produce => return None, // Ambiguous with the initial value.
                 Value::Nil => nil.push((i as u32, role)),
@@ -186,33 +219,39 @@ fn touched(steps: &[Timed<RegisterStep>]) -> Option<Touched> {
 }
 
 /// Groups steps by value. `None` when the history is not a unique-value
-/// register history (or has failed-cas observations).
-fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
-    if steps.len() >= NONE as usize {
+/// register history (or has failed-cas observations, or nothing to check).
+fn versions<S: Steps + ?Sized>(steps: &S) -> Option<(Versions, usize)> {
+    if steps.count() >= NONE as usize {
         return None;
     }
     // Both passes stream through all the steps: on long histories, run them on
     // two cores (handing work to the thread pool costs more than a short pass).
-    let (touched, mut versions) = if steps.len() < 1 << 14 {
+    let (touched, mut versions) = if steps.count() < 1 << 14 {
         (touched(steps), Versions::new(steps))
     } else {
         rayon::join(|| touched(steps), || Versions::new(steps))
     };
     let (mut ints, nil, other) = touched?;
+    if ints.is_empty() && nil.is_empty() && !other {
+        return None; // Nothing constrains anything: not worth a procedure.
+    }
     let (low, high) = ints.iter().fold((i64::MAX, i64::MIN), |(l, h), &(n, ..)| {
         (l.min(n), h.max(n))
     });
     let span = (high as i128 - low as i128 + 1).max(0) as u128;
     if other {
         // General values: group through a hash table.
-        let mut index: FxHashMap<&Value, usize> = FxHashMap::default();
-        for (i, t) in steps.iter().enumerate() {
-            for (value, role) in touches(&t.step)
+        let mut index: FxHashMap<Value, usize> = FxHashMap::default();
+        for i in 0..steps.count() {
+            let Some(step) = steps.step(i).ok()? else {
+                continue;
+            };
+            for (value, role) in touches(&step)
                 .into_iter()
                 .flatten()
                 .filter(|(v, _)| **v != Value::Nil)
             {
-                let slot = *index.entry(value).or_insert_with(|| {
+                let slot = *index.entry(value.clone()).or_insert_with(|| {
                     versions.all.push(Version::EMPTY);
                     versions.all.len() - 1
                 });
@@ -241,6 +280,9 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
             }
         }
     }
+    if steps.count() >= FREE_LATER {
+        free_later(ints);
+    }
     versions.all.push(Version::EMPTY);
     let initial = versions.all.len() - 1;
     for (i, role) in nil {
@@ -252,11 +294,10 @@ fn versions(steps: &[Timed<RegisterStep>]) -> Option<(Versions, usize)> {
 /// Decides a partition, or `None` when it is not a unique-value register
 /// history. `Err` carries the indexes of a sub-history that is not
 /// linearizable on its own and keeps every producer its observers need.
-pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
+pub fn check<S: Steps + ?Sized>(steps: &S) -> Option<Result<(), Vec<usize>>> {
     let (versions, initial) = versions(steps)?;
     let all = &versions.all;
     let spans = &versions.spans;
-    let slot_of = |s: usize, of: &[u32]| of[s] as usize;
 
     // The producers from a chain's root up to `slot`, following each cas back
     // to its `from`; `None` if that leads round a cycle of cas.
@@ -264,10 +305,13 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         let mut out = Vec::new();
         while let Some(p) = some(all[slot].producer) {
             out.push(p);
-            match steps[p].step {
-                _ if out.len() > all.len() => return None,
-                RegisterStep::Cas(_) => slot = slot_of(p, &versions.observed),
-                _ => break,
+            if out.len() > all.len() {
+                return None;
+            }
+            // A producer that observed a version is a cas.
+            match versions.observed[p] {
+                NONE => break,
+                from => slot = from as usize,
             }
         }
         Some(out)
@@ -296,48 +340,71 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
 
     // Walk the chains from their roots: the initial version and every written
     // one. (A producer that observed nothing is a write: a cas observes its
-    // `from`.)
-    let mut chain_of = vec![NONE; all.len()];
-    let mut zones: Vec<Zone> = Vec::with_capacity(all.len());
-    let roots = std::iter::once(initial).chain(
-        (0..all.len())
-            .filter(|&s| some(all[s].producer).is_some_and(|p| versions.observed[p] == NONE)),
-    );
-    let mut chain = Vec::new();
-    for root in roots {
-        chain.clear();
-        chain.push(root);
-        while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
-            chain.push(slot_of(next, &versions.produced));
+    // `from`.) Chains are disjoint: runs of roots are walked on all cores.
+    let reached: Vec<AtomicBool> = (0..all.len()).map(|_| AtomicBool::new(false)).collect();
+    let walk = |roots: &mut dyn Iterator<Item = usize>| -> Result<Vec<Zone>, Unschedulable> {
+        let mut zones = Vec::with_capacity(roots.size_hint().1.unwrap_or(0));
+        let mut chain = Vec::new();
+        for root in roots {
+            chain.clear();
+            chain.push(root);
+            while let Some(next) = some(all[*chain.last().expect("a chain has a root")].next) {
+                chain.push(versions.produced[next] as usize);
+            }
+            // An indeterminate producer nobody observed may never have happened.
+            while let Some(&last) = chain.last() {
+                let v = all[last];
+                // (Its `next`, if any, is a version popped before it.)
+                if v.some_read == NONE && some(v.producer).is_none_or(|p| spans[p].indeterminate())
+                {
+                    chain.pop();
+                } else {
+                    break;
+                }
+            }
+            for &slot in &chain {
+                reached[slot].store(true, Ordering::Relaxed);
+            }
+            if chain.is_empty() {
+                continue;
+            }
+            if let Some(failed) = schedule(&chain, all, spans) {
+                return Err(Unschedulable { chain, failed });
+            }
+            zones.push(Zone::of(&chain, all, spans, root == initial));
         }
-        // An indeterminate producer nobody observed may never have happened.
-        while let Some(&last) = chain.last() {
-            let v = all[last];
-            // (Its `next`, if any, is a version popped before it.)
-            if v.some_read == NONE && some(v.producer).is_none_or(|p| spans[p].indeterminate()) {
-                chain.pop();
-            } else {
-                break;
+        Ok(zones)
+    };
+    let written = |s: &usize| some(all[*s].producer).is_some_and(|p| versions.observed[p] == NONE);
+    let mut walked = vec![walk(&mut std::iter::once(initial))];
+    if all.len() < 1 << 14 {
+        walked.push(walk(&mut (0..all.len()).filter(written)));
+    } else {
+        use rayon::prelude::*;
+        const RUN: usize = 1 << 16;
+        walked.par_extend(
+            (0..all.len().div_ceil(RUN))
+                .into_par_iter()
+                .map(|k| walk(&mut (k * RUN..((k + 1) * RUN).min(all.len())).filter(written))),
+        );
+    }
+    // In root order, so the counterexample does not depend on the threads.
+    let mut zones = Vec::with_capacity(walked.len());
+    for run in walked {
+        match run {
+            Ok(run) => zones.push(run),
+            Err(Unschedulable { chain, failed }) => {
+                let mut witness = lineage(chain[failed])?;
+                for &slot in &chain[..=failed] {
+                    witness.extend(
+                        [all[slot].last_call, all[slot].first_read_ret]
+                            .into_iter()
+                            .filter_map(some),
+                    );
+                }
+                return Some(Err(sorted(witness)));
             }
         }
-        for &slot in &chain {
-            chain_of[slot] = zones.len() as u32;
-        }
-        if chain.is_empty() {
-            continue;
-        }
-        if let Some(failed) = schedule(&chain, all, spans) {
-            let mut witness = lineage(chain[failed])?;
-            for &slot in &chain[..=failed] {
-                witness.extend(
-                    [all[slot].last_call, all[slot].first_read_ret]
-                        .into_iter()
-                        .filter_map(some),
-                );
-            }
-            return Some(Err(sorted(witness)));
-        }
-        zones.push(Zone::of(&chain, all, spans, root == initial));
     }
     // Versions no root reaches but that must exist: a cycle of cas. Rare;
     // let the search explain it.
@@ -347,7 +414,7 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
     if all
         .iter()
         .enumerate()
-        .any(|(s, v)| chain_of[s] == NONE && s != initial && must_exist(v))
+        .any(|(s, v)| !reached[s].load(Ordering::Relaxed) && s != initial && must_exist(v))
     {
         return None;
     }
@@ -380,34 +447,75 @@ pub fn check(steps: &[Timed<RegisterStep>]) -> Option<Result<(), Vec<usize>>> {
         }
         Some(ops)
     };
-    // Copied out (start, end, index) so the binary search below reads one
+    // Copied out (start, end, zone) so the searches below read one
     // contiguous array instead of chasing a pointer per probe.
-    let mut forward: Vec<(u64, u64, usize)> = zones
+    let mut forward: Vec<(u64, u64, &Zone)> = zones
         .iter()
-        .enumerate()
-        .filter(|(_, z)| z.start < z.end)
-        .map(|(i, z)| (z.start, z.end, i))
+        .flatten()
+        .filter(|z| z.start < z.end)
+        .map(|z| (z.start, z.end, z))
         .collect();
-    forward.sort_unstable();
+    forward.sort_unstable_by_key(|&(start, end, _)| (start, end));
     for pair in forward.windows(2) {
         if pair[1].0 < pair[0].1 {
             return Some(Err(sorted(
-                [witness(&zones[pair[0].2])?, witness(&zones[pair[1].2])?].concat(),
+                [witness(pair[0].2)?, witness(pair[1].2)?].concat(),
             )));
         }
     }
-    for b in zones.iter().filter(|z| z.start >= z.end) {
+    let mut k = 0;
+    for b in zones.iter().flatten().filter(|z| z.start >= z.end) {
         // Backward: alive somewhere in [end, start]. The forward zone starting
         // last before it is the only candidate to contain it. `<=`: the
         // initial chain's zone starts at 0, before a call at 0.
-        let k = forward.partition_point(|z| z.0 <= b.end);
+        k = starting_by(&forward, b.end, k);
         if k > 0 && b.start < forward[k - 1].1 {
             return Some(Err(sorted(
-                [witness(b)?, witness(&zones[forward[k - 1].2])?].concat(),
+                [witness(b)?, witness(forward[k - 1].2)?].concat(),
             )));
         }
     }
+    drop(forward);
+    if steps.count() >= FREE_LATER {
+        free_later((versions, reached, zones));
+    }
     Some(Ok(()))
+}
+
+/// Why a chain cannot be scheduled on its own: the version at `failed`
+/// cannot be placed.
+struct Unschedulable {
+    chain: Vec<usize>,
+    failed: usize,
+}
+
+/// How many of the sorted `forward` zones start at or before `t`, searched
+/// outwards from `near`, the answer for a nearby time: chains are walked
+/// roughly in time order, so it is usually a step or two away.
+fn starting_by<Z>(forward: &[(u64, u64, Z)], t: u64, near: usize) -> usize {
+    let starts_by = |z: &(u64, u64, Z)| z.0 <= t;
+    // Widen [lo, hi) around `near` until it holds the answer, then bisect.
+    let (mut lo, mut hi) = (near.min(forward.len()), near.min(forward.len()));
+    let mut width = 1;
+    while lo > 0 && !starts_by(&forward[lo - 1]) {
+        lo = lo.saturating_sub(width);
+        width *= 2;
+    }
+    while hi < forward.len() && starts_by(&forward[hi]) {
+        hi = (hi + width).min(forward.len());
+        width *= 2;
+    }
+    lo + forward[lo..hi].partition_point(starts_by)
+}
+
+/// Histories from this many steps free their big buffers on another thread.
+const FREE_LATER: usize = 1 << 16;
+
+/// Frees buffers on another thread: for a million steps, giving the memory
+/// back takes a good part of a check, and the verdict need not wait for it.
+/// (If no thread can be started, they are freed here.)
+fn free_later<T: Send + 'static>(buffers: T) {
+    let _ = std::thread::Builder::new().spawn(move || drop(buffers));
 }
 
 fn sorted(mut ops: Vec<usize>) -> Vec<usize> {
@@ -492,10 +600,79 @@ mod tests {
         }
     }
 
+    /// Long histories are read in runs of steps and walked in runs of roots,
+    /// on all cores: a stale read in the middle is still found, and its
+    /// witness fails on its own.
+    #[test]
+    fn long_histories_are_checked_in_runs() {
+        use crate::check::{check, Options, Verdict};
+        use crate::history::Func;
+        use crate::model::{FailedCas, Model, Register};
+        use crate::synth::{register_history, Spec};
+        let spec = Spec {
+            seed: 3,
+            clients: 20,
+            ops: 300_000,
+            read_ratio: 0.5,
+            crash_ratio: 0.01,
+            keys: 1,
+        };
+        let mut ops = crate::op::operations(&register_history(&spec), "long").unwrap();
+        let model = Register {
+            cas: false,
+            failed_cas: FailedCas::Ignore,
+        };
+        let members: Vec<usize> = (0..ops.len()).collect();
+        assert_eq!(model.fast_check(&ops, &members), Some(Ok(())));
+        // A read well into the history returns the first value written.
+        let first = ops
+            .iter()
+            .find(|o| o.f == Func::Write)
+            .unwrap()
+            .input
+            .clone();
+        let stale = (ops.len() / 2..)
+            .find(|&i| ops[i].f == Func::Read && ops[i].ret.is_some())
+            .unwrap();
+        ops[stale].output = first;
+        let Some(Err(witness)) = model.fast_check(&ops, &members) else {
+            panic!("the stale read is not found");
+        };
+        assert!(witness.contains(&stale), "{witness:?}");
+        let sub: Vec<_> = witness.iter().map(|&i| ops[i].clone()).collect();
+        let options = Options {
+            minimize: false,
+            ..Options::default()
+        };
+        assert_eq!(
+            check(&model, &sub, &options).unwrap().verdict,
+            Verdict::Invalid
+        );
+    }
+
+    /// The search from a nearby answer finds what a binary search finds.
+    #[test]
+    fn starting_by_agrees_with_a_binary_search() {
+        let forward: Vec<(u64, u64, usize)> = [1, 3, 3, 4, 8, 9, 9, 9, 15, 20, 21, 40]
+            .iter()
+            .map(|&s| (s, s + 1, 0))
+            .collect();
+        for len in 0..=forward.len() {
+            let forward = &forward[..len];
+            for t in 0..45 {
+                let expected = forward.partition_point(|z| z.0 <= t);
+                for near in 0..=len + 2 {
+                    assert_eq!(starting_by(forward, t, near), expected, "t {t} near {near}");
+                }
+            }
+        }
+    }
+
     /// The three grouping paths, dense integers (a table), sparse integers
     /// (sorted) and other values (hashed), give the same answers.
     #[test]
     fn integer_and_general_values_agree() {
+        let check = |steps: &[Timed<RegisterStep>]| check(steps);
         let dense = |n: i64| Value::Int(n);
         let sparse = |n: i64| Value::Int(n * 1_000_000_007);
         let general = |n: i64| Value::Str(format!("v{n}"));

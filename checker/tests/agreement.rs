@@ -241,6 +241,10 @@ enum Flavor {
     Kv,
     /// Get/put/append with a distinct token per put and append (the traced fast path).
     UniqueKv,
+    /// Get/put/append whose tokens repeat now and then, as when clients
+    /// restart their sequence numbers (the traced fast path tells the writers
+    /// apart by real time).
+    RepeatedKv,
 }
 
 struct Flight {
@@ -288,7 +292,7 @@ impl Gen {
             },
             Flavor::Kv => Value::Str(Self::random_string(rng)),
             // A few tokens, written or not, in any order: often a real state, often not.
-            Flavor::UniqueKv => Value::Str(
+            Flavor::UniqueKv | Flavor::RepeatedKv => Value::Str(
                 (0..rng.gen_range(0..=3))
                     .map(|_| format!("{};", rng.gen_range(1..=next_unique.max(1))))
                     .collect(),
@@ -402,11 +406,21 @@ impl Gen {
                             next_unique += 1;
                             (Func::Write, Value::Int(next_unique - 1))
                         }
-                        Flavor::Kv | Flavor::UniqueKv if roll < 40 => (Func::Get, Value::Nil),
-                        Flavor::UniqueKv => {
-                            next_unique += 1;
+                        Flavor::Kv | Flavor::UniqueKv | Flavor::RepeatedKv if roll < 40 => {
+                            (Func::Get, Value::Nil)
+                        }
+                        Flavor::UniqueKv | Flavor::RepeatedKv => {
+                            let token = if self.flavor == Flavor::RepeatedKv
+                                && next_unique > 1
+                                && rng.gen_bool(0.4)
+                            {
+                                rng.gen_range(1..next_unique)
+                            } else {
+                                next_unique += 1;
+                                next_unique - 1
+                            };
                             let f = if roll < 55 { Func::Put } else { Func::Append };
-                            (f, Value::Str(format!("{};", next_unique - 1)))
+                            (f, Value::Str(format!("{token};")))
                         }
                         Flavor::Kv if roll < 60 => (
                             Func::Put,
@@ -847,5 +861,16 @@ fn append_kv_agrees_with_brute_force() {
         RefModel::Kv,
         seed(0x5eed_0005),
         count(),
+    );
+}
+
+#[test]
+fn repeated_token_kv_fast_path_agrees_with_brute_force() {
+    agree_on_fast_path(
+        "repeated-kv",
+        Flavor::RepeatedKv,
+        &AppendKv,
+        RefModel::Kv,
+        0x5eed_0008,
     );
 }
