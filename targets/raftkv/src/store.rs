@@ -66,17 +66,19 @@ openraft::declare_raft_types!(
     /// The openraft type configuration of raftkv.
     pub TypeConfig:
         D = Request,
-        R = Response,
+        R = Vec<Response>,
         Node = BasicNode,
 );
 
-/// A state-machine command, replicated as one log entry.
+/// State-machine commands replicated as one log entry: the leader batches the writes that arrive
+/// while the previous entry is in flight, so that they share one round of fsyncs and RPCs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// Unique per proposing node; lets the `lost-write` bug recognise its own entry when it is
     /// appended locally.
     pub id: u64,
-    pub op: Op,
+    /// Applied in order, in the same transaction; the entry's response has one element per op.
+    pub ops: Vec<Op>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,10 +111,11 @@ pub struct Stored {
     pub modify: u64,
 }
 
-/// The result of applying one log entry.
+/// The result of applying one [`Op`]. An entry's response lists them in the order of its ops
+/// (none for a blank or membership entry).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Response {
-    /// A put, or an entry without a command (blank, membership).
+    /// A put.
     Done,
     Swapped,
     CompareFailed {
@@ -646,7 +649,7 @@ impl SmShared {
         entries: &[Entry<TypeConfig>],
         last: LogId<NodeId>,
         durable: bool,
-    ) -> Result<Vec<Response>, DbError> {
+    ) -> Result<Vec<Vec<Response>>, DbError> {
         let mut txn = self.db.begin_write()?;
         if !durable {
             txn.set_durability(Durability::None)?;
@@ -657,12 +660,16 @@ impl SmShared {
             let mut meta = txn.open_table(SM_META)?;
             for e in entries {
                 out.push(match &e.payload {
-                    EntryPayload::Blank => Response::Done,
-                    EntryPayload::Normal(req) => apply_op(&mut kv, &req.op, e.log_id.index)?,
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(req) => req
+                        .ops
+                        .iter()
+                        .map(|op| apply_op(&mut kv, op, e.log_id.index))
+                        .collect::<Result<_, _>>()?,
                     EntryPayload::Membership(m) => {
                         let sm = StoredMembership::new(Some(e.log_id), m.clone());
                         meta.insert(MEMBERSHIP, serde_json::to_vec(&sm)?.as_slice())?;
-                        Response::Done
+                        Vec::new()
                     }
                 });
             }
@@ -765,7 +772,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(storage_err(ErrorSubject::StateMachine, ErrorVerb::Read))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, SError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Response>>, SError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
