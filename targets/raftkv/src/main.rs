@@ -269,7 +269,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             cli.listen
         )
     })?;
-    let (log_store, sm) = store::open(&cli.data_dir).map_err(|e| {
+    let (log_store, sm) = store::open(&cli.data_dir, cli.id).map_err(|e| {
         format!(
             "cannot open the data in {}: {e}; check the directory is writable and not used by \
              another raftkv process",
