@@ -293,6 +293,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
+        // Nothing in raftkv answers with a redirect, and a proxy relays answers as they are.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let network = network::Network::new(client.clone());
