@@ -55,7 +55,9 @@ pub struct Node {
     pub racy_cas_delay: Duration,
     pub waiters: AppendWaiters,
     /// Reads waiting for the next shared ReadIndex round.
-    pub reads: ReadQueue,
+    pub reads: Rounds<(), ReadResult>,
+    /// Writes waiting for the next log entry.
+    pub writes: Rounds<Op, WriteResult>,
     /// The token `/v1/kv` requests must carry (`--acl-token`), if any.
     pub acl_token: Option<String>,
 }
@@ -63,49 +65,98 @@ pub struct Node {
 type ReadResult =
     Result<Option<LogId<NodeId>>, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>>;
 
-/// Linearizable reads share ReadIndex rounds (`ensure_linearizable`: a heartbeat round to a
-/// quorum, then wait until the read index is applied). A round serves exactly the reads queued
-/// before it started, so every read's barrier still begins after the read arrived, which is all
-/// linearizability needs; concurrent reads then cost one heartbeat round instead of one each.
-#[derive(Default)]
-pub struct ReadQueue(std::sync::Mutex<ReadQueueState>);
+type WriteResult = Result<store::Response, RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>;
 
-#[derive(Default)]
-struct ReadQueueState {
-    /// A task is running rounds; it exits when it finds no read waiting.
+/// Requests that share one round of an expensive step: linearizable reads share a ReadIndex round
+/// (`ensure_linearizable`: a heartbeat round to a quorum, then wait until the read index is
+/// applied), writes share a log entry (one append, one fsync per node, one commit). A round serves
+/// exactly the requests queued before it started and runs while new requests queue for the next
+/// one, so concurrent requests cost one round instead of one each.
+///
+/// For reads, every read's barrier still begins after the read arrived, which is all
+/// linearizability needs. For writes, every op is applied exactly once, in its entry, between its
+/// request and its answer.
+pub struct Rounds<T, R>(Arc<std::sync::Mutex<RoundsState<T, R>>>);
+
+struct RoundsState<T, R> {
+    /// A task is running rounds; it exits when it finds no request waiting.
     running: bool,
-    waiting: Vec<tokio::sync::oneshot::Sender<ReadResult>>,
+    waiting: Vec<(T, tokio::sync::oneshot::Sender<R>)>,
 }
 
-/// Waits for a ReadIndex round that started after this call. `None` if the round's task died.
-async fn read_barrier(app: &App) -> Option<ReadResult> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let start = {
-        let mut q = app.reads.0.lock().unwrap_or_else(|p| p.into_inner());
-        q.waiting.push(tx);
-        !std::mem::replace(&mut q.running, true)
-    };
-    if start {
-        let app = app.clone();
-        // A task of its own: the read that started it may hit its deadline and be dropped.
-        tokio::spawn(async move {
-            loop {
-                let batch = {
-                    let mut q = app.reads.0.lock().unwrap_or_else(|p| p.into_inner());
-                    if q.waiting.is_empty() {
-                        q.running = false;
-                        break;
-                    }
-                    std::mem::take(&mut q.waiting)
-                };
-                let result = app.raft.ensure_linearizable().await;
-                for tx in batch {
-                    let _ = tx.send(result.clone());
-                }
-            }
-        });
+impl<T, R> Default for Rounds<T, R> {
+    fn default() -> Self {
+        Rounds(Arc::new(std::sync::Mutex::new(RoundsState {
+            running: false,
+            waiting: Vec::new(),
+        })))
     }
-    rx.await.ok()
+}
+
+impl<T: Send + 'static, R: Send + 'static> Rounds<T, R> {
+    /// Queues `item` for the next round and waits for its result. `round` runs one round over the
+    /// queued items and returns their results in the same order. `None` if the round's task died
+    /// or returned no result for this item.
+    async fn join<F, Fut>(&self, app: &App, item: T, round: F) -> Option<R>
+    where
+        F: Fn(App, Vec<T>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Vec<R>> + Send,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            q.waiting.push((item, tx));
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            let (queue, app) = (self.0.clone(), app.clone());
+            // A task of its own: the request that started it may hit its deadline and be dropped.
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                        if q.waiting.is_empty() {
+                            q.running = false;
+                            break;
+                        }
+                        std::mem::take(&mut q.waiting)
+                    };
+                    let (items, txs): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                    for (tx, result) in txs.into_iter().zip(round(app.clone(), items).await) {
+                        let _ = tx.send(result);
+                    }
+                }
+            });
+        }
+        rx.await.ok()
+    }
+}
+
+/// Waits for a ReadIndex round that started after this call.
+async fn read_barrier(app: &App) -> Option<ReadResult> {
+    app.reads
+        .join(app, (), |app, reads| async move {
+            let result = app.raft.ensure_linearizable().await;
+            vec![result; reads.len()]
+        })
+        .await
+}
+
+/// Proposes `op` in the next log entry this node proposes and waits until it is applied.
+async fn write(app: &App, op: Op) -> Option<WriteResult> {
+    app.writes
+        .join(app, op, |app, ops| async move {
+            let n = ops.len();
+            let req = Request {
+                id: store::unique_id(),
+                ops,
+            };
+            match app.raft.client_write(req).await {
+                Ok(resp) => resp.data.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e); n],
+            }
+        })
+        .await
 }
 
 pub type App = Arc<Node>;
@@ -585,15 +636,12 @@ async fn propose(
     progress: &Progress,
 ) -> Result<Result<store::Response, ApiError>, NotLeader> {
     progress.proposed(current_term(app));
-    let req = Request {
-        id: store::unique_id(),
-        op,
-    };
-    match app.raft.client_write(req).await {
-        Ok(resp) => Ok(Ok(resp.data)),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(NotLeader),
-        Err(RaftError::APIError(e)) => Ok(Err(internal(e))),
-        Err(RaftError::Fatal(e)) => Ok(Err(internal(e))),
+    match write(app, op).await {
+        Some(Ok(response)) => Ok(Ok(response)),
+        Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(NotLeader),
+        Some(Err(RaftError::APIError(e))) => Ok(Err(internal(e))),
+        Some(Err(RaftError::Fatal(e))) => Ok(Err(internal(e))),
+        None => Ok(Err(internal("the write task failed"))),
     }
 }
 
@@ -611,12 +659,17 @@ async fn propose_lost_write(
         .unwrap_or_else(|p| p.into_inner())
         .insert(id, tx);
     progress.proposed(current_term(app));
-    let result = match app.raft.client_write_ff(Request { id, op }).await {
+    let req = Request { id, ops: vec![op] };
+    let result = match app.raft.client_write_ff(req).await {
         Err(e) => Ok(Err(internal(e))),
         Ok(committed) => tokio::select! {
             _ = appended => Ok(Ok(store::Response::Done)),
             res = committed => match res {
-                Ok(Ok(resp)) => Ok(Ok(resp.data)),
+                Ok(Ok(resp)) => Ok(resp
+                    .data
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal("no response for the entry's op"))),
                 Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(NotLeader),
                 Ok(Err(e)) => Ok(Err(internal(e))),
                 Err(e) => Ok(Err(internal(e))),

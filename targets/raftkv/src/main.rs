@@ -35,10 +35,12 @@
 //!   past its durable `last_applied`. The module docs of `store.rs` give the full argument.
 //!   openraft's storage conformance suite runs against the store as a unit test.
 //! - `network.rs`: Raft RPCs as JSON over HTTP (reqwest).
-//! - `api.rs`: the HTTP server. Writes and CAS are log entries applied by the state machine;
-//!   reads use openraft's `ensure_linearizable` (ReadIndex: a heartbeat round to a quorum, then
-//!   wait until that index is applied); concurrent reads share one such round, each round
-//!   serving only reads that arrived before it started. Any node accepts any request and proxies it to the
+//! - `api.rs`: the HTTP server. Writes and CAS are ops in log entries applied by the state
+//!   machine; the writes that arrive while the leader's previous entry is in flight share the
+//!   next entry (one append, one fsync per node, one commit for all of them). Reads use
+//!   openraft's `ensure_linearizable` (ReadIndex: a heartbeat round to a quorum, then wait until
+//!   that index is applied); concurrent reads share one such round, each round serving only
+//!   reads that arrived before it started. Any node accepts any request and proxies it to the
 //!   leader once; while there is no leader, a request waits for one until its deadline.
 //! - `consul.rs`: the subset of Consul's KV HTTP API raftkv also serves (`/v1/kv/{key}` with
 //!   `?cas`, `?consistent`, `?stale`; `--acl-token`), documented there; Splitbrain tests its
@@ -267,7 +269,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             cli.listen
         )
     })?;
-    let (log_store, sm) = store::open(&cli.data_dir).map_err(|e| {
+    let (log_store, sm) = store::open(&cli.data_dir, cli.id).map_err(|e| {
         format!(
             "cannot open the data in {}: {e}; check the directory is writable and not used by \
              another raftkv process",
@@ -291,6 +293,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
+        // Nothing in raftkv answers with a redirect, and a proxy relays answers as they are.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let network = network::Network::new(client.clone());
@@ -335,7 +339,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         request_timeout: Duration::from_millis(cli.request_timeout_ms),
         racy_cas_delay: Duration::from_millis(cli.racy_cas_delay_ms),
         waiters,
-        reads: api::ReadQueue::default(),
+        reads: api::Rounds::default(),
+        writes: api::Rounds::default(),
         acl_token: cli.acl_token,
     });
     let served = axum::serve(listener, api::router(app))

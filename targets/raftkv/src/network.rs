@@ -2,7 +2,9 @@
 //! served by `api.rs`). The remote side answers with the serialized `Result` of the local openraft
 //! call, so openraft's own errors cross the wire unchanged.
 
+use std::collections::HashMap;
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -13,7 +15,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
+use openraft::{AnyError, BasicNode, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -26,11 +28,17 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// Creates one connection handle per peer; all share one reqwest connection pool.
 pub struct Network {
     client: reqwest::Client,
+    /// Each member's endpoints by address, parsed once: openraft asks for a new client for every
+    /// ReadIndex round, and URL parsing showed in profiles.
+    endpoints: HashMap<String, Arc<Endpoints>>,
 }
 
 impl Network {
     pub fn new(client: reqwest::Client) -> Self {
-        Network { client }
+        Network {
+            client,
+            endpoints: HashMap::new(),
+        }
     }
 }
 
@@ -38,17 +46,47 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        let endpoints = self
+            .endpoints
+            .entry(node.addr.clone())
+            .or_insert_with(|| Arc::new(Endpoints::parse(&node.addr)))
+            .clone();
         Peer {
             target,
-            base: format!("http://{}", node.addr),
+            endpoints,
             client: self.client.clone(),
         }
     }
 }
 
+/// A member's Raft RPC URLs, or why its address gives none.
+struct Endpoints(Result<Urls, String>);
+
+struct Urls {
+    append: reqwest::Url,
+    vote: reqwest::Url,
+    snapshot: reqwest::Url,
+}
+
+impl Endpoints {
+    fn parse(addr: &str) -> Self {
+        let url = |path| {
+            reqwest::Url::parse(&format!("http://{addr}{path}"))
+                .map_err(|e| format!("unusable member address {addr:?}: {e}"))
+        };
+        Endpoints((|| {
+            Ok(Urls {
+                append: url(APPEND_PATH)?,
+                vote: url(VOTE_PATH)?,
+                snapshot: url(SNAPSHOT_PATH)?,
+            })
+        })())
+    }
+}
+
 pub struct Peer {
     target: NodeId,
-    base: String,
+    endpoints: Arc<Endpoints>,
     client: reqwest::Client,
 }
 
@@ -57,7 +95,7 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E
 impl Peer {
     async fn call<Req, Resp, E>(
         &self,
-        path: &str,
+        endpoint: fn(&Urls) -> &reqwest::Url,
         req: &Req,
         option: &RPCOption,
     ) -> RpcResult<Resp, E>
@@ -66,9 +104,13 @@ impl Peer {
         Resp: DeserializeOwned,
         E: Error + DeserializeOwned,
     {
+        let url = match &self.endpoints.0 {
+            Ok(urls) => endpoint(urls).clone(),
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))),
+        };
         let resp = self
             .client
-            .post(format!("{}{}", self.base, path))
+            .post(url)
             .timeout(option.hard_ttl())
             .json(req)
             .send()
@@ -95,7 +137,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
-        self.call(APPEND_PATH, &rpc, &option).await
+        self.call(|u| &u.append, &rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -103,7 +145,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call(SNAPSHOT_PATH, &rpc, &option).await
+        self.call(|u| &u.snapshot, &rpc, &option).await
     }
 
     async fn vote(
@@ -111,7 +153,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, Infallible> {
-        self.call(VOTE_PATH, &rpc, &option).await
+        self.call(|u| &u.vote, &rpc, &option).await
     }
 
     /// Retry an unreachable peer every 100 ms (default 500 ms) so that a restarted node is

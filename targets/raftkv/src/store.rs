@@ -8,10 +8,13 @@
 //!
 //! - **Log entries, vote, truncation, purge** are redb commits with `Durability::Immediate` (one
 //!   fdatasync) before the call returns or the flush callback fires. One writer thread owns
-//!   `log.redb`; appends queued behind one another share one commit.
-//! - **The committed index** goes through the same writer queue. It is merged into the same
-//!   commit as the appends queued with it, so under load it costs no extra fsync, and it is
-//!   fsynced before the writer publishes it as *durably committed*.
+//!   `log.redb` and executes these writes in the order openraft issued them.
+//! - **The committed index** goes through the same writer queue and is fsynced before the writer
+//!   publishes it as *durably committed*. It shares a commit with the appends queued with it. On
+//!   its own, a committed index of entries this node proposed (it is the leader, clients wait) is
+//!   written at once; one of another node's entries (a follower's, nobody waits for it) waits up
+//!   to [`LONE_COMMIT_DELAY`] for the next append to share that one's commit, so a follower
+//!   fsyncs once per append rather than twice.
 //! - **The state machine** applies each batch in a redb commit with `Durability::None` (no fsync),
 //!   and makes it durable with an `Immediate` commit at most once per
 //!   [`SM_DURABLE_INTERVAL`], when building or installing a snapshot, before a log purge that
@@ -66,17 +69,19 @@ openraft::declare_raft_types!(
     /// The openraft type configuration of raftkv.
     pub TypeConfig:
         D = Request,
-        R = Response,
+        R = Vec<Response>,
         Node = BasicNode,
 );
 
-/// A state-machine command, replicated as one log entry.
+/// State-machine commands replicated as one log entry: the leader batches the writes that arrive
+/// while the previous entry is in flight, so that they share one round of fsyncs and RPCs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// Unique per proposing node; lets the `lost-write` bug recognise its own entry when it is
     /// appended locally.
     pub id: u64,
-    pub op: Op,
+    /// Applied in order, in the same transaction; the entry's response has one element per op.
+    pub ops: Vec<Op>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,10 +114,11 @@ pub struct Stored {
     pub modify: u64,
 }
 
-/// The result of applying one log entry.
+/// The result of applying one [`Op`]. An entry's response lists them in the order of its ops
+/// (none for a blank or membership entry).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Response {
-    /// A put, or an entry without a command (blank, membership).
+    /// A put.
     Done,
     Swapped,
     CompareFailed {
@@ -191,6 +197,10 @@ fn get_json<T: for<'de> Deserialize<'de>>(
 /// How often, at most, the state machine's non-durable applies are made durable (one fsync).
 pub const SM_DURABLE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long, at most, a follower's committed index queued without an append waits for one to
+/// share its commit (module docs).
+pub const LONE_COMMIT_DELAY: Duration = Duration::from_millis(100);
+
 /// The highest log index whose commit is durable in `log.redb` (`None`: none yet). The writer
 /// thread publishes it after the fsync; `apply` waits on it (see the module docs).
 pub type CommitGate = watch::Receiver<Option<u64>>;
@@ -199,8 +209,8 @@ pub type CommitGate = watch::Receiver<Option<u64>>;
 /// log, regardless of whether any follower has it.
 pub type AppendWaiters = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
-/// Opens (creating if needed) both databases in `dir`.
-pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), DbError> {
+/// Opens (creating if needed) both databases in `dir` for node `id`.
+pub fn open(dir: &Path, id: NodeId) -> Result<(LogStore, StateMachine), DbError> {
     let log_db = Arc::new(Database::create(dir.join("log.redb"))?);
     let sm_db = Arc::new(Database::create(dir.join("sm.redb"))?);
     // Create the tables up front so that read transactions never see them missing.
@@ -234,6 +244,7 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), DbError> {
         .name("raftkv-log-writer".into())
         .spawn(move || writer.run(rx))?;
     let log = LogStore {
+        id,
         db: log_db,
         pending,
         waiters,
@@ -252,8 +263,9 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), DbError> {
 /// fsync.
 type Pending = Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>;
 
-/// A write to `log.redb` other than an append.
-type LogWrite = Box<dyn FnOnce(&Database) -> Result<(), DbError> + Send>;
+/// A write to `log.redb` other than an append (or a read that must see every queued write); it
+/// reports its own result.
+type LogWrite = Box<dyn FnOnce(&Database) + Send>;
 
 /// `last_applied` and the membership, as openraft's `applied_state` returns them.
 type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
@@ -265,19 +277,18 @@ enum WriteOp {
         callback: LogFlushed<TypeConfig>,
     },
     /// `save_committed`: written in the same commit as the appends queued around it.
-    Committed(Option<LogId<NodeId>>),
-    Other {
-        write: LogWrite,
-        /// `None`: nobody waits; a failure is only logged.
-        done: Option<oneshot::Sender<Result<(), DbError>>>,
+    Committed {
+        committed: Option<LogId<NodeId>>,
+        /// The leader's: written at once even without an append (module docs).
+        urgent: bool,
     },
+    Other(LogWrite),
 }
 
 /// The only thread that writes `log.redb`. `append` and `save_committed` return as soon as their
-/// write is queued, so openraft keeps working during the fsync, and appends and committed indexes
-/// queued behind one another share one commit (one fsync). Everything else (vote, truncate, purge)
-/// waits for its turn in the same queue, which keeps all log writes in the order openraft issued
-/// them.
+/// write is queued, and appends and committed indexes queued behind one another share one commit
+/// (one fsync). Everything else (vote, truncate, purge) waits for its turn in the same queue, which
+/// keeps all log writes in the order openraft issued them.
 struct Writer {
     db: Arc<Database>,
     pending: Pending,
@@ -291,35 +302,43 @@ impl Writer {
         let mut next = rx.recv().ok();
         while let Some(op) = next.take() {
             match op {
-                WriteOp::Other { write, done } => {
-                    let result = write(&self.db);
-                    match done {
-                        Some(done) => {
-                            let _ = done.send(result);
-                        }
-                        None => {
-                            if let Err(e) = result {
-                                tracing::error!("log store write failed: {e}");
-                            }
-                        }
-                    }
+                WriteOp::Other(write) => {
+                    write(&self.db);
                     next = rx.recv().ok();
                 }
-                first @ (WriteOp::Append { .. } | WriteOp::Committed(_)) => {
+                first => {
                     let mut batch = Vec::new();
                     let mut committed = None;
+                    let mut urgent = false;
                     let mut op = Some(first);
-                    while let Some(o) = op.take() {
-                        match o {
-                            WriteOp::Append { entries, callback } => {
+                    loop {
+                        match op.take() {
+                            Some(WriteOp::Append { entries, callback }) => {
                                 batch.push((entries, callback))
                             }
                             // openraft's committed index only grows: the last one queued wins.
-                            WriteOp::Committed(c) => committed = Some(c),
-                            other => {
+                            Some(WriteOp::Committed {
+                                committed: c,
+                                urgent: u,
+                            }) => {
+                                committed = Some(c);
+                                urgent |= u;
+                            }
+                            Some(other) => {
                                 next = Some(other);
                                 break;
                             }
+                            // A follower's lone committed index waits for an append.
+                            None if batch.is_empty() && !urgent => {
+                                match rx.recv_timeout(LONE_COMMIT_DELAY) {
+                                    Ok(o) => {
+                                        op = Some(o);
+                                        continue;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            None => break,
                         }
                         op = rx.try_recv().ok();
                     }
@@ -411,6 +430,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[derive(Clone)]
 pub struct LogStore {
+    /// This node.
+    id: NodeId,
     db: Arc<Database>,
     pending: Pending,
     waiters: AppendWaiters,
@@ -424,18 +445,18 @@ impl LogStore {
         self.waiters.clone()
     }
 
-    /// Runs `write` on the writer thread after every write queued before it, and waits for it.
-    async fn write(
+    /// Runs `write` on the writer thread after every write queued before it, and waits for its
+    /// result.
+    async fn write<T: Send + 'static>(
         &self,
         subject: ErrorSubject<NodeId>,
         verb: ErrorVerb,
-        write: impl FnOnce(&Database) -> Result<(), DbError> + Send + 'static,
-    ) -> Result<(), SError> {
+        write: impl FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, SError> {
         let (done, rx) = oneshot::channel();
-        let op = WriteOp::Other {
-            write: Box::new(write),
-            done: Some(done),
-        };
+        let op = WriteOp::Other(Box::new(move |db: &Database| {
+            let _ = done.send(write(db));
+        }));
         let result = match self.writer.send(op) {
             Ok(()) => rx
                 .await
@@ -530,11 +551,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Queued to the writer thread and returns at once (RaftCore awaits this on every commit and
     /// would otherwise stall for an fsync). The writer fsyncs it together with the appends queued
-    /// around it and then opens the [`CommitGate`]: `apply` waits for that, so nothing is applied,
-    /// read or acknowledged before the committed index covering it is durable.
+    /// around it (a follower's waits for the next append, see the module docs) and then opens the
+    /// [`CommitGate`]: `apply` waits for that, so nothing is applied, read or acknowledged before
+    /// the committed index covering it is durable.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SError> {
+        // Entries this node proposed: it leads, and clients wait for them to be applied.
+        let urgent = committed.is_some_and(|c| c.leader_id.node_id == self.id);
         self.writer
-            .send(WriteOp::Committed(committed))
+            .send(WriteOp::Committed { committed, urgent })
             .map_err(|_| {
                 storage_err(ErrorSubject::Store, ErrorVerb::Write)(DbError(AnyError::error(
                     "log writer stopped",
@@ -542,9 +566,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
     }
 
+    /// Read on the writer thread, behind every queued write, so that it sees the last
+    /// `save_committed` even while that one waits for an append.
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SError> {
-        let c: Option<Option<LogId<NodeId>>> = get_json(&self.db, LOG_META, COMMITTED)
-            .map_err(storage_err(ErrorSubject::Store, ErrorVerb::Read))?;
+        let c: Option<Option<LogId<NodeId>>> = self
+            .write(ErrorSubject::Store, ErrorVerb::Read, |db| {
+                get_json(db, LOG_META, COMMITTED)
+            })
+            .await?;
         Ok(c.flatten())
     }
 
@@ -646,7 +675,7 @@ impl SmShared {
         entries: &[Entry<TypeConfig>],
         last: LogId<NodeId>,
         durable: bool,
-    ) -> Result<Vec<Response>, DbError> {
+    ) -> Result<Vec<Vec<Response>>, DbError> {
         let mut txn = self.db.begin_write()?;
         if !durable {
             txn.set_durability(Durability::None)?;
@@ -657,12 +686,16 @@ impl SmShared {
             let mut meta = txn.open_table(SM_META)?;
             for e in entries {
                 out.push(match &e.payload {
-                    EntryPayload::Blank => Response::Done,
-                    EntryPayload::Normal(req) => apply_op(&mut kv, &req.op, e.log_id.index)?,
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(req) => req
+                        .ops
+                        .iter()
+                        .map(|op| apply_op(&mut kv, op, e.log_id.index))
+                        .collect::<Result<_, _>>()?,
                     EntryPayload::Membership(m) => {
                         let sm = StoredMembership::new(Some(e.log_id), m.clone());
                         meta.insert(MEMBERSHIP, serde_json::to_vec(&sm)?.as_slice())?;
-                        Response::Done
+                        Vec::new()
                     }
                 });
             }
@@ -765,7 +798,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(storage_err(ErrorSubject::StateMachine, ErrorVerb::Read))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, SError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Response>>, SError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -936,7 +969,7 @@ mod tests {
             let dir = tempfile::tempdir()
                 .map_err(|e| storage_err(ErrorSubject::Store, ErrorVerb::Write)(e.into()))?;
             let (log, mut sm) =
-                open(dir.path()).map_err(storage_err(ErrorSubject::Store, ErrorVerb::Write))?;
+                open(dir.path(), 1).map_err(storage_err(ErrorSubject::Store, ErrorVerb::Write))?;
             // The suite applies entries it never commits.
             sm.gate = None;
             Ok((dir, log, sm))
