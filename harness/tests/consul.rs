@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{read_json, splitbrain, text};
+use common::{read_json, splitbrain, text, Children};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 fn store(name: &str) -> PathBuf {
     common::store("consul", name)
@@ -136,19 +136,8 @@ fn racy_cas_through_consul_is_caught() {
     let _ = std::fs::remove_dir_all(&store);
 }
 
-/// raftkv nodes on loopback that the test owns, killed on drop.
-struct Nodes(Vec<Child>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start_raftkv(dir: &Path, token: &str) -> (Nodes, String) {
+/// Three raftkv nodes on loopback demanding `token`, and their endpoints.
+fn start_raftkv(dir: &Path, token: &str) -> (Children, String) {
     let listeners: Vec<TcpListener> = (0..3)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -181,7 +170,7 @@ fn start_raftkv(dir: &Path, token: &str) -> (Nodes, String) {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    (Nodes(nodes), endpoints.join(","))
+    (Children(nodes), endpoints.join(","))
 }
 
 #[test]

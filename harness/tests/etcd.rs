@@ -8,10 +8,10 @@
 
 mod common;
 
-use common::{have, read_json, splitbrain, text};
+use common::{have, read_json, splitbrain, text, Children};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
@@ -128,18 +128,6 @@ fn etcd_with_serializable_reads_is_caught_reading_stale() {
     let _ = std::fs::remove_dir_all(&store);
 }
 
-/// etcd members the test started itself; killed by pid when dropped.
-struct Members(Vec<Child>);
-
-impl Drop for Members {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
@@ -186,7 +174,7 @@ fn an_existing_loopback_etcd_cluster_is_tested_through_endpoints() {
     let peer = |i: usize| format!("http://127.0.0.1:{}", ports[3 + i]);
     let client = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let initial: Vec<String> = (0..3).map(|i| format!("m{i}={}", peer(i))).collect();
-    let mut members = Members(Vec::new());
+    let mut members = Children(Vec::new());
     for i in 0..3 {
         let dir = store.join(format!("m{i}"));
         let log = std::fs::File::create(store.join(format!("m{i}.log"))).unwrap();

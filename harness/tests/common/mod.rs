@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -89,4 +89,17 @@ pub fn raftkv() -> PathBuf {
         assert!(status.success(), "cargo build -p raftkv failed");
     }
     raftkv
+}
+
+/// Processes a test started itself (a cluster it runs as "existing"), killed by pid on drop,
+/// also when the test panics.
+pub struct Children(pub Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -272,24 +272,9 @@ impl Progress {
 /// A parsed client request.
 pub enum Kind {
     /// `local`: from this node's state machine, without forwarding or read barrier.
-    Get {
-        key: String,
-        local: bool,
-    },
-    Put {
-        key: String,
-        value: Value,
-    },
-    Cas {
-        key: String,
-        from: Value,
-        to: Value,
-    },
-    CasIndex {
-        key: String,
-        value: Value,
-        index: u64,
-    },
+    Get { key: String, local: bool },
+    /// A state-machine command.
+    Write(Op),
 }
 
 /// A request as it arrived, kept whole so that it can be forwarded to the leader.
@@ -336,9 +321,11 @@ async fn put_key(
     body: Bytes,
 ) -> Response {
     let kind = serde_json::from_slice::<PutBody>(&body)
-        .map(|b| Kind::Put {
-            key: key.clone(),
-            value: b.value,
+        .map(|b| {
+            Kind::Write(Op::Put {
+                key: key.clone(),
+                value: b.value,
+            })
         })
         .map_err(|e| ApiError::bad_request(format!("expected a JSON body {{\"value\": V}}: {e}")));
     let incoming = Incoming::raftkv(Method::PUT, &key, format!("/kv/{key}"), body, headers);
@@ -352,10 +339,12 @@ async fn cas_key(
     body: Bytes,
 ) -> Response {
     let kind = serde_json::from_slice::<CasBody>(&body)
-        .map(|b| Kind::Cas {
-            key: key.clone(),
-            from: b.from,
-            to: b.to,
+        .map(|b| {
+            Kind::Write(Op::Cas {
+                key: key.clone(),
+                from: b.from,
+                to: b.to,
+            })
         })
         .map_err(|e| {
             ApiError::bad_request(format!(
@@ -553,64 +542,47 @@ async fn execute(
                 None => return Ok(Err(internal("the read barrier task failed"))),
             }
         },
-        Kind::Cas { key, .. } | Kind::CasIndex { key, .. } if app.bugs.racy_cas => {
-            // BUG racy-cas: compare against local state, then write unconditionally.
-            let current = match app.sm.get(key) {
+        Kind::Write(op @ (Op::Cas { .. } | Op::CasIndex { .. })) if app.bugs.racy_cas => {
+            // BUG racy-cas: decide against local state, then write unconditionally.
+            let current = match app.sm.get(op.key()) {
                 Err(e) => return Ok(Err(internal(e))),
                 Ok(current) => current,
             };
-            let value = match (kind, current) {
-                (Kind::Cas { .. }, None) => return Ok(Err(not_found(key))),
-                (Kind::Cas { from, to, .. }, Some(cur)) if cur.value == *from => to,
-                (Kind::Cas { .. }, Some(cur)) => return Ok(Err(compare_failed(cur.value))),
-                (Kind::CasIndex { value, index, .. }, cur)
-                    if cur.as_ref().map_or(0, |c| c.modify) == *index =>
-                {
-                    value
-                }
-                _ => return Ok(Ok(Outcome::IndexChanged)),
+            let value = match op.decide(current.as_ref()) {
+                Ok((value, _)) => value.clone(),
+                Err(response) => return Ok(outcome(response, op.key())),
             };
             tokio::time::sleep(app.racy_cas_delay).await;
             Op::Put {
-                key: key.clone(),
-                value: value.clone(),
+                key: op.key().to_string(),
+                value,
             }
         }
-        Kind::Put { key, value } => Op::Put {
-            key: key.clone(),
-            value: value.clone(),
-        },
-        Kind::Cas { key, from, to } => Op::Cas {
-            key: key.clone(),
-            from: from.clone(),
-            to: to.clone(),
-        },
-        Kind::CasIndex { key, value, index } => Op::CasIndex {
-            key: key.clone(),
-            value: value.clone(),
-            index: *index,
-        },
+        Kind::Write(op) => op.clone(),
     };
-    let result = if app.bugs.lost_write && matches!(kind, Kind::Put { .. }) {
+    let result = if app.bugs.lost_write && matches!(kind, Kind::Write(Op::Put { .. })) {
         propose_lost_write(app, op, progress).await?
     } else {
         propose(app, op, progress).await?
     };
-    Ok(result.and_then(|response| match response {
+    Ok(result.and_then(|response| outcome(response, kind.key())))
+}
+
+/// What a state-machine response means for the client.
+fn outcome(response: store::Response, key: &str) -> Result<Outcome, ApiError> {
+    match response {
         store::Response::Done | store::Response::Swapped => Ok(Outcome::Applied),
         store::Response::IndexChanged => Ok(Outcome::IndexChanged),
         store::Response::CompareFailed { current } => Err(compare_failed(current)),
-        store::Response::NotFound => Err(not_found(kind.key())),
-    }))
+        store::Response::NotFound => Err(not_found(key)),
+    }
 }
 
 impl Kind {
     fn key(&self) -> &str {
         match self {
-            Kind::Get { key, .. }
-            | Kind::Put { key, .. }
-            | Kind::Cas { key, .. }
-            | Kind::CasIndex { key, .. } => key,
+            Kind::Get { key, .. } => key,
+            Kind::Write(op) => op.key(),
         }
     }
 }

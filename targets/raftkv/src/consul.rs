@@ -41,6 +41,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::api::{serve, with_node, ApiError, App, Dialect, Incoming, Kind, Node, Outcome};
+use crate::store::Op;
 
 /// The header carrying an ACL token.
 pub const TOKEN_HEADER: &str = "x-consul-token";
@@ -151,10 +152,10 @@ async fn put_key(
             })?;
             let value = Value::String(text.to_string());
             let key = key.clone();
-            Ok(match q.cas {
-                None => Kind::Put { key, value },
-                Some(index) => Kind::CasIndex { key, value, index },
-            })
+            Ok(Kind::Write(match q.cas {
+                None => Op::Put { key, value },
+                Some(index) => Op::CasIndex { key, value, index },
+            }))
         });
     let incoming = incoming(Method::PUT, &key, query, body, headers);
     serve(app, kind, incoming).await

@@ -105,6 +105,33 @@ pub enum Op {
     },
 }
 
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Cas { key, .. } | Op::CasIndex { key, .. } => key,
+        }
+    }
+
+    /// What applying this op to a key holding `current` writes, with its response; `Err` with
+    /// the response when it writes nothing.
+    pub fn decide(&self, current: Option<&Stored>) -> Result<(&Value, Response), Response> {
+        match (self, current) {
+            (Op::Put { value, .. }, _) => Ok((value, Response::Done)),
+            (Op::Cas { .. }, None) => Err(Response::NotFound),
+            (Op::Cas { from, to, .. }, Some(cur)) if cur.value == *from => {
+                Ok((to, Response::Swapped))
+            }
+            (Op::Cas { .. }, Some(cur)) => Err(Response::CompareFailed {
+                current: cur.value.clone(),
+            }),
+            (Op::CasIndex { value, index, .. }, cur) if cur.map_or(0, |c| c.modify) == *index => {
+                Ok((value, Response::Done))
+            }
+            (Op::CasIndex { .. }, _) => Err(Response::IndexChanged),
+        }
+    }
+}
+
 /// A key's value with Consul's indexes: the log indexes of the entries that created it and
 /// that last changed it. Writing the value a key already has changes nothing, as in Consul.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -747,31 +774,14 @@ impl StateMachine {
 
 /// Applies `op`, the entry at log `index`.
 fn apply_op(kv: &mut redb::Table<&str, &[u8]>, op: &Op, index: u64) -> Result<Response, DbError> {
-    let key = match op {
-        Op::Put { key, .. } | Op::Cas { key, .. } | Op::CasIndex { key, .. } => key.as_str(),
-    };
+    let key = op.key();
     let current: Option<Stored> = match kv.get(key)? {
         Some(v) => Some(serde_json::from_slice(v.value())?),
         None => None,
     };
-    let (value, response) = match (op, &current) {
-        (Op::Put { value, .. }, _) => (value, Response::Done),
-        (Op::Cas { .. }, None) => return Ok(Response::NotFound),
-        (Op::Cas { from, to, .. }, Some(cur)) if cur.value == *from => (to, Response::Swapped),
-        (Op::Cas { .. }, Some(cur)) => {
-            return Ok(Response::CompareFailed {
-                current: cur.value.clone(),
-            })
-        }
-        (
-            Op::CasIndex {
-                value,
-                index: expected,
-                ..
-            },
-            cur,
-        ) if cur.as_ref().map_or(0, |c| c.modify) == *expected => (value, Response::Done),
-        (Op::CasIndex { .. }, _) => return Ok(Response::IndexChanged),
+    let (value, response) = match op.decide(current.as_ref()) {
+        Ok(write) => write,
+        Err(response) => return Ok(response),
     };
     let stored = match current {
         Some(cur) if cur.value == *value => return Ok(response),

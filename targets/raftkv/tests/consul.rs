@@ -128,30 +128,30 @@ async fn consul_kv_answers_and_indexes_follow_consul() {
     assert_eq!(text, format!("\"{addr}\""));
 }
 
+/// Two concurrent `PUT ?cas=` of `x` from the same index, through both followers; their
+/// answers, sorted.
+async fn concurrent_cas(c: &Cluster) -> [String; 2] {
+    let leader = c.leader().await;
+    put(c, leader, "/v1/kv/x", "0").await;
+    let start = index(&entry(c, leader, "/v1/kv/x").await, "ModifyIndex");
+    let [f, g] = [c.others(leader)[0], c.others(leader)[1]];
+    let path = format!("/v1/kv/x?cas={start}");
+    let (a, b) = tokio::join!(put(c, f, &path, "1"), put(c, g, &path, "2"));
+    let mut answers = [a, b];
+    answers.sort();
+    answers
+}
+
 #[tokio::test]
 async fn of_two_cas_from_the_same_index_exactly_one_wins() {
     let c = Cluster::start(&[]);
-    let leader = c.leader().await;
-    put(&c, leader, "/v1/kv/x", "0").await;
-    let start = index(&entry(&c, leader, "/v1/kv/x").await, "ModifyIndex");
-    let [f, g] = [c.others(leader)[0], c.others(leader)[1]];
-    let path = format!("/v1/kv/x?cas={start}");
-    let (a, b) = tokio::join!(put(&c, f, &path, "1"), put(&c, g, &path, "2"));
-    let mut answers = [a, b];
-    answers.sort();
-    assert_eq!(answers, ["false", "true"]);
+    assert_eq!(concurrent_cas(&c).await, ["false", "true"]);
 }
 
 #[tokio::test]
 async fn racy_cas_lets_two_cas_from_the_same_index_win() {
     let c = Cluster::start(&["--bug", "racy-cas", "--racy-cas-delay-ms", "300"]);
-    let leader = c.leader().await;
-    put(&c, leader, "/v1/kv/x", "0").await;
-    let start = index(&entry(&c, leader, "/v1/kv/x").await, "ModifyIndex");
-    let [f, g] = [c.others(leader)[0], c.others(leader)[1]];
-    let path = format!("/v1/kv/x?cas={start}");
-    let (a, b) = tokio::join!(put(&c, f, &path, "1"), put(&c, g, &path, "2"));
-    assert_eq!([a, b], ["true", "true"]);
+    assert_eq!(concurrent_cas(&c).await, ["true", "true"]);
 }
 
 #[tokio::test]
