@@ -17,18 +17,6 @@ fn store(name: &str) -> PathBuf {
     common::store("consul", name)
 }
 
-/// The newest run directory under `store`.
-fn run_dir(store: &Path) -> PathBuf {
-    let dir = store.join("consul-register");
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.ends_with("latest"))
-        .collect();
-    runs.sort();
-    runs.pop().expect("a run directory")
-}
-
 /// `splitbrain run --target consul --consul-on-raftkv` on 3 nodes, 10 clients.
 fn run(store: &Path, seconds: &str, seed: &str, extra: &[&str]) -> Output {
     let store = store.display().to_string();
@@ -86,7 +74,7 @@ fn consistent_reads_and_cas_races_are_valid_under_partitions_and_kills() {
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    let results = read_json(&run_dir(&store).join("results.json"));
+    let results = read_json(&common::newest_run(&store, "consul-register").join("results.json"));
     assert_eq!(results["verdict"], "valid", "{said}");
     assert!(ops(&results, "read", "ok") > 100, "{results}");
     assert!(ops(&results, "cas", "ok") > 10, "{results}");
@@ -113,7 +101,8 @@ fn stale_reads_are_caught_under_partitions() {
         let said = text(&out);
         assert_eq!(out.status.code(), Some(1), "seed {seed}: {said}");
         assert!(said.contains("INVALID"), "{said}");
-        let results = read_json(&run_dir(&store).join("results.json"));
+        let results =
+            read_json(&common::newest_run(&store, "consul-register").join("results.json"));
         assert_eq!(results["verdict"], "invalid");
     }
     let _ = std::fs::remove_dir_all(&store);
@@ -205,7 +194,7 @@ fn an_existing_cluster_is_tested_through_endpoints_with_a_token() {
     let out = endpoint_run(Some("s3cret"));
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    let dir = run_dir(&store);
+    let dir = common::newest_run(&store, "consul-register");
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["verdict"], "valid", "{said}");
     assert!(ops(&results, "write", "ok") > 0, "{results}");

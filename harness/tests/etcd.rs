@@ -31,17 +31,6 @@ fn store(name: &str) -> PathBuf {
     common::store("etcd", name)
 }
 
-/// The one run directory under `store`.
-fn run_dir(store: &Path) -> PathBuf {
-    let dir = store.join("etcd-register");
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    runs.sort();
-    runs.pop().expect("a run directory")
-}
-
 fn leftovers(store: &Path) {
     let out = Command::new("ip").args(["netns", "list"]).output();
     if let Ok(out) = out {
@@ -93,7 +82,7 @@ fn etcd_with_linearizable_reads_is_valid_under_partitions_and_kills() {
     let out = run(&store, "12", "7", &["--nemesis", "partition,kill"]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    let dir = run_dir(&store);
+    let dir = common::newest_run(&store, "etcd-register");
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["verdict"], "valid", "{said}");
     let faults = results["stats"]["faults"].as_object().expect("faults");
@@ -119,7 +108,7 @@ fn etcd_with_serializable_reads_is_caught_reading_stale() {
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    let results = read_json(&run_dir(&store).join("results.json"));
+    let results = read_json(&common::newest_run(&store, "etcd-register").join("results.json"));
     assert_eq!(results["verdict"], "invalid", "{said}");
     // The operation that cannot be placed is a read that saw an old value.
     let blocked = &results["report"]["counterexample"]["blocked"];
@@ -215,7 +204,7 @@ fn an_existing_loopback_etcd_cluster_is_tested_through_endpoints() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(started.elapsed() < Duration::from_secs(60));
-    let results = read_json(&run_dir(&store).join("results.json"));
+    let results = read_json(&common::newest_run(&store, "etcd-register").join("results.json"));
     assert_eq!(results["verdict"], "valid", "{said}");
     let ok = results["stats"]["ops"]["read"]["ok"].as_u64().unwrap_or(0);
     assert!(ok > 0, "no successful reads: {said}");

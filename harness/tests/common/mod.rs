@@ -103,3 +103,14 @@ impl Drop for Children {
         }
     }
 }
+
+/// The newest run directory of test `test` under `store`.
+pub fn newest_run(store: &Path, test: &str) -> PathBuf {
+    let dir = store.join(test);
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    runs.pop().expect("a run directory")
+}

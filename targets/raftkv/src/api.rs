@@ -367,6 +367,24 @@ impl Incoming {
         }
     }
 
+    /// A `/v1/kv` request (`consul.rs`).
+    pub fn consul(
+        method: Method,
+        key: &str,
+        query: Option<String>,
+        body: Bytes,
+        headers: HeaderMap,
+    ) -> Self {
+        let path = match query {
+            Some(q) => format!("/v1/kv/{key}?{q}"),
+            None => format!("/v1/kv/{key}"),
+        };
+        Incoming {
+            dialect: Dialect::Consul,
+            ..Incoming::raftkv(method, key, path, body, headers)
+        }
+    }
+
     fn forwarded(&self) -> bool {
         self.headers.contains_key(FORWARDED_HEADER)
     }

@@ -40,7 +40,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::api::{serve, with_node, ApiError, App, Dialect, Incoming, Kind, Node, Outcome};
+use crate::api::{serve, with_node, ApiError, App, Incoming, Kind, Node, Outcome};
 use crate::store::Op;
 
 /// The header carrying an ACL token.
@@ -133,7 +133,7 @@ async fn get_key(
             key: key.clone(),
             local: q.stale,
         });
-    let incoming = incoming(Method::GET, &key, query, Bytes::new(), headers);
+    let incoming = Incoming::consul(Method::GET, &key, query, Bytes::new(), headers);
     serve(app, kind, incoming).await
 }
 
@@ -157,29 +157,8 @@ async fn put_key(
                 Some(index) => Op::CasIndex { key, value, index },
             }))
         });
-    let incoming = incoming(Method::PUT, &key, query, body, headers);
+    let incoming = Incoming::consul(Method::PUT, &key, query, body, headers);
     serve(app, kind, incoming).await
-}
-
-fn incoming(
-    method: Method,
-    key: &str,
-    query: Option<String>,
-    body: Bytes,
-    headers: HeaderMap,
-) -> Incoming {
-    let path = match query {
-        Some(q) => format!("/v1/kv/{key}?{q}"),
-        None => format!("/v1/kv/{key}"),
-    };
-    Incoming {
-        method,
-        key: key.to_string(),
-        path,
-        body,
-        headers,
-        dialect: Dialect::Consul,
-    }
 }
 
 /// Renders what came of a request as Consul would answer it.
