@@ -9,7 +9,6 @@ mod common;
 
 use common::{read_json, splitbrain, text, Children};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -17,34 +16,18 @@ fn store(name: &str) -> PathBuf {
     common::store("consul", name)
 }
 
-/// `splitbrain run --target consul --consul-on-raftkv` on 3 nodes, 10 clients.
+/// `splitbrain run --target consul --consul-on-raftkv` on 3 nodes.
 fn run(store: &Path, seconds: &str, seed: &str, extra: &[&str]) -> Output {
-    let store = store.display().to_string();
     let raftkv = common::raftkv().display().to_string();
     let mut args = vec![
-        "run",
         "--target",
         "consul",
         "--consul-on-raftkv",
-        "--nodes",
-        "3",
-        "--concurrency",
-        "10",
-        "--time-limit",
-        seconds,
-        "--nemesis-interval",
-        "3",
-        "--seed",
-        seed,
         "--raftkv-binary",
         &raftkv,
-        "--subnet",
-        "10.222.0.0/24",
-        "--store",
-        &store,
     ];
     args.extend(extra);
-    splitbrain(&args)
+    common::run_three(store, "10.222.0.0/24", seconds, seed, &args)
 }
 
 fn ops(results: &Value, f: &str, outcome: &str) -> u64 {
@@ -127,14 +110,7 @@ fn racy_cas_through_consul_is_caught() {
 
 /// Three raftkv nodes on loopback demanding `token`, and their endpoints.
 fn start_raftkv(dir: &Path, token: &str) -> (Children, String) {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    drop(listeners);
+    let ports = common::free_ports(3);
     let cluster: Vec<String> = (0..3)
         .map(|i| format!("{}=127.0.0.1:{}", i + 1, ports[i]))
         .collect();

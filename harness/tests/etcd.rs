@@ -9,7 +9,6 @@
 mod common;
 
 use common::{have, read_json, splitbrain, text, Children};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::MutexGuard;
@@ -48,29 +47,11 @@ fn leftovers(store: &Path) {
     );
 }
 
+/// `splitbrain run --target etcd` on 3 members.
 fn run(store: &Path, seconds: &str, seed: &str, extra: &[&str]) -> Output {
-    let store = store.display().to_string();
-    let mut args = vec![
-        "run",
-        "--target",
-        "etcd",
-        "--nodes",
-        "3",
-        "--concurrency",
-        "10",
-        "--time-limit",
-        seconds,
-        "--nemesis-interval",
-        "3",
-        "--seed",
-        seed,
-        "--subnet",
-        "10.221.0.0/24",
-        "--store",
-        &store,
-    ];
+    let mut args = vec!["--target", "etcd"];
     args.extend(extra);
-    splitbrain(&args)
+    common::run_three(store, "10.221.0.0/24", seconds, seed, &args)
 }
 
 #[test]
@@ -117,16 +98,6 @@ fn etcd_with_serializable_reads_is_caught_reading_stale() {
     let _ = std::fs::remove_dir_all(&store);
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
 #[test]
 fn an_existing_loopback_etcd_cluster_is_tested_through_endpoints() {
     let Some(_lock) = cluster_test("the endpoints run", false) else {
@@ -159,7 +130,7 @@ fn an_existing_loopback_etcd_cluster_is_tested_through_endpoints() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("never other hosts"), "{}", text(&out));
 
-    let ports = free_ports(6);
+    let ports = common::free_ports(6);
     let peer = |i: usize| format!("http://127.0.0.1:{}", ports[3 + i]);
     let client = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let initial: Vec<String> = (0..3).map(|i| format!("m{i}={}", peer(i))).collect();

@@ -22,33 +22,18 @@ fn store(name: &str) -> PathBuf {
     common::store("run", name)
 }
 
-/// Runs `splitbrain run` on 3 nodes with every fault kind.
+/// Runs `splitbrain run` on 3 raftkv nodes with every fault kind.
 fn run(store: &Path, seconds: u32, seed: u64, extra: &[&str]) -> Output {
-    let (seconds, seed) = (seconds.to_string(), seed.to_string());
     let raftkv = common::raftkv().display().to_string();
     let mut args = vec![
-        "run",
-        "--nodes",
-        "3",
-        "--concurrency",
-        "10",
-        "--time-limit",
-        &seconds,
         "--nemesis",
         "partition,kill,pause",
-        "--nemesis-interval",
-        "3",
-        "--seed",
-        &seed,
         "--raftkv-binary",
         &raftkv,
-        "--subnet",
-        "10.219.0.0/24",
     ];
-    let store = store.display().to_string();
-    args.extend(["--store", &store]);
     args.extend(extra);
-    splitbrain(&args)
+    let (seconds, seed) = (seconds.to_string(), seed.to_string());
+    common::run_three(store, "10.219.0.0/24", &seconds, &seed, &args)
 }
 
 fn leftover_namespaces() -> Vec<String> {

@@ -114,3 +114,39 @@ pub fn newest_run(store: &Path, test: &str) -> PathBuf {
     runs.sort();
     runs.pop().expect("a run directory")
 }
+
+/// `splitbrain run` on 3 nodes with 10 clients and a fault every 3 s, on `subnet` (each test
+/// file has its own), storing under `store`; `extra` picks the target and the faults.
+pub fn run_three(store: &Path, subnet: &str, seconds: &str, seed: &str, extra: &[&str]) -> Output {
+    let store = store.display().to_string();
+    let mut args = vec![
+        "run",
+        "--nodes",
+        "3",
+        "--concurrency",
+        "10",
+        "--time-limit",
+        seconds,
+        "--nemesis-interval",
+        "3",
+        "--seed",
+        seed,
+        "--subnet",
+        subnet,
+        "--store",
+        &store,
+    ];
+    args.extend(extra);
+    splitbrain(&args)
+}
+
+/// `n` distinct free loopback ports (bound at once, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
