@@ -285,9 +285,9 @@ pub fn open(dir: &Path, id: NodeId) -> Result<(LogStore, StateMachine), DbError>
     Ok((log, sm))
 }
 
-/// Entries handed to `append` whose redb commit has not finished yet. Replication reads them
-/// from here: openraft replicates an entry as soon as it is submitted, in parallel with the local
-/// fsync.
+/// Entries handed to `append` whose redb commit has not finished yet. `append` returns once the
+/// write is queued, and openraft may ask for what it appended (log state, entry reads) before the
+/// fsync is done, so readers look here first.
 type Pending = Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>;
 
 /// A write to `log.redb` other than an append (or a read that must see every queued write); it
