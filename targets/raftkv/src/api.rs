@@ -635,7 +635,7 @@ async fn propose(
     }
 }
 
-/// BUG lost-write: answers as soon as the entry is durable in the leader's own log (or commits,
+/// BUG lost-write: answers as soon as the entry is in the leader's own log (or commits,
 /// whichever comes first), without waiting for a quorum.
 async fn propose_lost_write(
     app: &App,

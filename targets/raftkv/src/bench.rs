@@ -3,6 +3,10 @@
 //!
 //! Each client sends one request at a time to the leader: 50% linearizable reads, 50% writes of
 //! random keys. The report gives throughput and p50/p99 latency per system and client count.
+//! Both clusters run side by side and the load alternates between them in short slices, so that
+//! both see the same machine: on a shared disk fsync latency drifts by tens of percent within
+//! minutes, which made back-to-back runs of one system and then the other disagree from run to
+//! run about which was faster.
 //! Every process the benchmark starts is killed (by pid) before it returns, also on error.
 
 use std::net::TcpListener;
@@ -24,6 +28,9 @@ struct Args {
     /// Seconds of load per (system, client count).
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
+    /// Length of one slice of load in ms; the systems take turns slice by slice.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    slice_ms: u64,
     /// Concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     clients: Vec<usize>,
@@ -86,20 +93,44 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
         .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum System {
     Raftkv,
     Etcd,
 }
 
-struct Row {
-    system: &'static str,
-    clients: usize,
-    ops: usize,
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Raftkv => "raftkv",
+            System::Etcd => "etcd",
+        }
+    }
+}
+
+/// What one system did under one client count, over all its slices.
+#[derive(Default)]
+struct Load {
+    latencies: Vec<Duration>,
     errors: usize,
     secs: f64,
-    p50: Duration,
-    p99: Duration,
+}
+
+impl Load {
+    fn ops_per_sec(&self) -> f64 {
+        self.latencies.len() as f64 / self.secs
+    }
+
+    /// Latency percentile `p` in ms (latencies sorted).
+    fn ms(&self, p: f64) -> f64 {
+        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().max(1) - 1);
+        self.latencies
+            .get(i)
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
+    }
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -112,18 +143,11 @@ async fn run(args: Args) -> Result<(), String> {
         .tcp_nodelay(true)
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let mut rows = Vec::new();
-
-    {
-        let (procs, leader_url) = start_raftkv(&scratch.0, &http).await?;
-        for &n in &args.clients {
-            rows.push(load(&http, System::Raftkv, &leader_url, n, &args).await);
-        }
-        drop(procs);
-    }
-
+    let mut systems = Vec::new();
+    let raftkv = start_raftkv(&scratch.0, &http).await?;
+    systems.push((System::Raftkv, raftkv.1.clone()));
     let etcd_found = which("etcd");
-    if args.no_etcd || !etcd_found {
+    let etcd = if args.no_etcd || !etcd_found {
         println!(
             "etcd: skipped ({})",
             if args.no_etcd {
@@ -132,29 +156,67 @@ async fn run(args: Args) -> Result<(), String> {
                 "no `etcd` on PATH; on Debian: apt-get install etcd-server"
             }
         );
+        None
     } else {
-        let (procs, leader_url) = start_etcd(&scratch.0, &http).await?;
-        for &n in &args.clients {
-            rows.push(load(&http, System::Etcd, &leader_url, n, &args).await);
+        let etcd = start_etcd(&scratch.0, &http).await?;
+        systems.push((System::Etcd, etcd.1.clone()));
+        Some(etcd)
+    };
+
+    let total = Duration::from_secs(args.duration_secs);
+    let slice = Duration::from_millis(args.slice_ms).min(total);
+    let mut rows = Vec::new();
+    for &clients in &args.clients {
+        let mut loads: Vec<Load> = systems.iter().map(|_| Load::default()).collect();
+        let mut done = Duration::ZERO;
+        let mut round = 0;
+        while done < total {
+            let len = slice.min(total - done);
+            for ((system, url), load) in systems.iter().zip(&mut loads) {
+                run_slice(&http, *system, url, clients, len, round, args.keys, load).await;
+            }
+            done += len;
+            round += 1;
         }
-        drop(procs);
+        for ((system, _), mut load) in systems.iter().zip(loads) {
+            load.latencies.sort();
+            println!(
+                "{} {clients} clients: {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                system.name(),
+                load.ops_per_sec(),
+                load.ms(0.50),
+                load.ms(0.99),
+                load.errors
+            );
+            rows.push((*system, clients, load));
+        }
     }
+    drop((raftkv, etcd));
 
     println!(
-        "\n{} s per run, 50% reads / 50% writes, {} keys, closed loop against the leader\n",
-        args.duration_secs, args.keys
+        "\n{} s per system and client count in slices of {} ms taken in turns, 50% reads / 50% \
+         writes, {} keys, closed loop against the leader\n",
+        args.duration_secs, args.slice_ms, args.keys
     );
-    println!("| system | clients | ops/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|---|");
-    for r in rows {
+    println!("| system | clients | ops/s | p50 ms | p99 ms | errors | raftkv / etcd |");
+    println!("|---|---|---|---|---|---|---|");
+    for (system, clients, load) in &rows {
+        let etcd = rows
+            .iter()
+            .find(|(s, c, _)| *s == System::Etcd && c == clients)
+            .map(|(_, _, l)| l.ops_per_sec());
+        let ratio = match (system, etcd) {
+            (System::Raftkv, Some(etcd)) => format!("{:.0}%", 100.0 * load.ops_per_sec() / etcd),
+            _ => String::new(),
+        };
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} |",
-            r.system,
-            r.clients,
-            r.ops as f64 / r.secs,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-            r.errors
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {ratio} |",
+            system.name(),
+            clients,
+            load.ops_per_sec(),
+            load.ms(0.50),
+            load.ms(0.99),
+            load.errors
         );
     }
     Ok(())
@@ -312,24 +374,25 @@ async fn one_op(
     }
 }
 
-async fn load(
+/// `clients` closed-loop clients against `base` for `len`; adds what they did to `load`.
+#[allow(clippy::too_many_arguments)]
+async fn run_slice(
     http: &reqwest::Client,
     system: System,
     base: &str,
     clients: usize,
-    args: &Args,
-) -> Row {
-    let name = match system {
-        System::Raftkv => "raftkv",
-        System::Etcd => "etcd",
-    };
+    len: Duration,
+    round: u64,
+    keys: u64,
+    load: &mut Load,
+) {
     let start = Instant::now();
-    let end = start + Duration::from_secs(args.duration_secs);
+    let end = start + len;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (http, base, keys) = (http.clone(), base.to_string(), args.keys);
+        let (http, base) = (http.clone(), base.to_string());
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1));
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1) ^ (round << 32));
             let (mut lat, mut errors) = (Vec::new(), 0);
             while Instant::now() < end {
                 let t = Instant::now();
@@ -342,34 +405,14 @@ async fn load(
             (lat, errors)
         }));
     }
-    let (mut lat, mut errors) = (Vec::new(), 0);
     for t in tasks {
-        if let Ok((l, e)) = t.await {
-            lat.extend(l);
-            errors += e;
+        match t.await {
+            Ok((l, e)) => {
+                load.latencies.extend(l);
+                load.errors += e;
+            }
+            Err(_) => load.errors += 1,
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    let row = Row {
-        system: name,
-        clients,
-        ops: lat.len(),
-        errors,
-        secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
-    };
-    println!(
-        "{name} {clients} clients: {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",
-        row.ops as f64 / secs,
-        row.p50.as_secs_f64() * 1e3,
-        row.p99.as_secs_f64() * 1e3
-    );
-    row
+    load.secs += start.elapsed().as_secs_f64();
 }

@@ -10,7 +10,8 @@
 //! raftkv --id 1 --listen 127.0.0.1:7001 \
 //!        --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
 //!        --data-dir /var/lib/raftkv/1 [--log-file FILE] [--election-timeout-ms 300-600] \
-//!        [--heartbeat-ms 50] [--request-timeout-ms 3000] [--bug NAME]... [--acl-token T]
+//!        [--heartbeat-ms 50] [--request-timeout-ms 3000] [--bug NAME]... [--acl-token T] \
+//!        [--worker-threads 1]
 //! ```
 //!
 //! The client API and the Raft RPCs share the `--listen` port. On the first start of a fresh
@@ -25,16 +26,20 @@
 //! ## Design
 //!
 //! - `store.rs`: the log (entries, vote, committed index) and the state machine in two redb files.
-//!   Entries, votes and the committed index are fsynced before openraft is told they are done;
-//!   one writer thread owns the log file, so queued appends and committed indexes share one
-//!   fsync while openraft keeps working. A batch is applied only once the committed index
-//!   covering it is durable, so nothing is acknowledged or read before that (openraft #1511).
-//!   The state machine commits each batch without an fsync (crash-consistent: `last_applied` is
-//!   in the same redb transaction as the data) and fsyncs at most once a second, at snapshots,
-//!   before log purges and at shutdown; after a crash openraft re-applies the committed entries
-//!   past its durable `last_applied`. The module docs of `store.rs` give the full argument.
+//!   Followers fsync entries before openraft is told they are stored, and votes are fsynced
+//!   before they count; one writer thread owns the log file, so queued appends and committed
+//!   indexes share one fsync while openraft keeps working. The leader's own entries are
+//!   replicated before its fsync and written together with their committed index, and a batch
+//!   is applied only once the committed index covering it is durable, so nothing is
+//!   acknowledged or read before a quorum, the leader included, has it on disk (openraft #1511).
+//!   A node that led starts in the next term, so a term's log ids are never reused. The state
+//!   machine commits each batch without an fsync (crash-consistent: `last_applied` is in the
+//!   same redb transaction as the data) and fsyncs at most once a second, at snapshots, before
+//!   log purges and at shutdown; after a crash openraft re-applies the committed entries past
+//!   its durable `last_applied`. The module docs of `store.rs` give the full argument.
 //!   openraft's storage conformance suite runs against the store as a unit test.
-//! - `network.rs`: Raft RPCs as JSON over HTTP (reqwest).
+//! - `network.rs`: Raft RPCs as JSON over HTTP (reqwest); a leader announces only the commits
+//!   its own disk backs.
 //! - `api.rs`: the HTTP server. Writes and CAS are ops in log entries applied by the state
 //!   machine; the writes that arrive while the leader's previous entry is in flight share the
 //!   next entry (one append, one fsync per node, one commit for all of them). Reads use
@@ -89,7 +94,7 @@
 //! | Name | What it does | Anomaly it produces |
 //! |---|---|---|
 //! | `stale-read` | every GET (also through `/v1/kv`) is served from the local state machine of whichever node receives it, without the read barrier and without forwarding | stale reads: a partitioned or lagging node (or an isolated old leader) returns values older than writes that were already acknowledged |
-//! | `lost-write` | the leader answers a PUT once the entry is durable in its **own** log, before a quorum has it | lost writes: if that leader dies or is cut off, a new leader is elected without the entry and the acknowledged write disappears |
+//! | `lost-write` | the leader answers a PUT once the entry is in its **own** log, before a quorum (or even its own disk) has it | lost writes: if that leader dies or is cut off, a new leader is elected without the entry and the acknowledged write disappears |
 //! | `racy-cas` | CAS (and Consul's `PUT ?cas=`) is done by the leader's HTTP layer as read-local / compare / plain PUT instead of one state-machine operation; `--racy-cas-delay-ms` (default 0) sleeps between the read and the write to widen the window | lost updates: two concurrent CASes from the same `from` value both succeed |
 //!
 //! Apart from the bug switches and error codes above, nothing here is tuned for the harness.
@@ -107,6 +112,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use clap::{Parser, ValueEnum};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
@@ -155,6 +161,10 @@ struct Cli {
     /// Require this token (header X-Consul-Token) on the Consul KV API (`/v1/kv`).
     #[arg(long)]
     acl_token: Option<String>,
+    /// Async worker threads. One suits nodes that share a machine, as in a local cluster: with
+    /// more, a request hops between cores more often (measured in BENCHMARKS.md).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: u16,
 }
 
 #[derive(Clone, Debug)]
@@ -219,7 +229,11 @@ fn main() -> ExitCode {
         return bench::main(args);
     }
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads.into())
+        .enable_all()
+        .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
@@ -297,7 +311,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let network = network::Network::new(client.clone());
+    let network = network::Network::new(client.clone(), log_store.durable_log());
     let raft = Raft::new(cli.id, Arc::new(config), network, log_store, sm.clone())
         .await
         .map_err(|e| format!("cannot start Raft: {e}"))?;
@@ -342,6 +356,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         reads: api::Rounds::default(),
         writes: api::Rounds::default(),
         acl_token: cli.acl_token,
+    });
+    // Answers are small single writes: without TCP_NODELAY one could wait for the peer's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on an incoming connection: {e}");
+        }
     });
     let served = axum::serve(listener, api::router(app))
         .with_graceful_shutdown(shutdown_signal())

@@ -19,7 +19,7 @@ use openraft::{AnyError, BasicNode, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::store::{NodeId, TypeConfig};
+use crate::store::{DurableLog, NodeId, TypeConfig};
 
 pub const APPEND_PATH: &str = "/raft/append";
 pub const VOTE_PATH: &str = "/raft/vote";
@@ -31,13 +31,15 @@ pub struct Network {
     /// Each member's endpoints by address, parsed once: openraft asks for a new client for every
     /// ReadIndex round, and URL parsing showed in profiles.
     endpoints: HashMap<String, Arc<Endpoints>>,
+    durable: DurableLog,
 }
 
 impl Network {
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: reqwest::Client, durable: DurableLog) -> Self {
         Network {
             client,
             endpoints: HashMap::new(),
+            durable,
         }
     }
 }
@@ -55,6 +57,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             endpoints,
             client: self.client.clone(),
+            durable: self.durable.clone(),
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct Peer {
     target: NodeId,
     endpoints: Arc<Endpoints>,
     client: reqwest::Client,
+    /// This node's durable log, which bounds the commit it announces.
+    durable: DurableLog,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -132,11 +137,14 @@ impl Peer {
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
+    /// Sends the entries at once but announces only a commit this node's disk backs
+    /// ([`DurableLog::announceable`]): followers apply what they are told is committed.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
+        rpc.leader_commit = self.durable.announceable(rpc.leader_commit);
         self.call(|u| &u.append, &rpc, &option).await
     }
 

@@ -6,15 +6,25 @@
 //!
 //! ## What is durable when
 //!
-//! - **Log entries, vote, truncation, purge** are redb commits with `Durability::Immediate` (one
-//!   fdatasync) before the call returns or the flush callback fires. One writer thread owns
-//!   `log.redb` and executes these writes in the order openraft issued them.
-//! - **The committed index** goes through the same writer queue and is fsynced before the writer
-//!   publishes it as *durably committed*. It shares a commit with the appends queued with it. On
-//!   its own, a committed index of entries this node proposed (it is the leader, clients wait) is
-//!   written at once; one of another node's entries (a follower's, nobody waits for it) waits up
-//!   to [`LONE_COMMIT_DELAY`] for the next append to share that one's commit, so a follower
-//!   fsyncs once per append rather than twice.
+//! One writer thread owns `log.redb` and executes every log write in the order openraft issued
+//! it; `append` and `save_committed` return once their write is queued.
+//!
+//! - **Vote, truncation, purge** are redb commits with `Durability::Immediate` (one fdatasync)
+//!   before the call returns.
+//! - **Log entries** are fsynced before openraft is told they are stored (the flush callback),
+//!   except the entries this node proposes as the elected leader of its current vote. openraft
+//!   0.9's core sends nothing to followers until the leader's flush callback has fired, so for
+//!   those the callback fires when `append` queues them, and the writer holds them until their
+//!   committed index arrives and writes both in one commit. A lone write then costs three fsyncs
+//!   (each follower's append, then the leader's entry with its committed index), two of them in
+//!   series; writing the leader's entry first cost four, three in series. What keeps this safe is
+//!   below ("The leader's early callback").
+//! - **The committed index** shares a commit with the appends queued with it, and only then does
+//!   the writer publish it as *durably committed*.
+//! - **Waiting to share an fsync.** A write nobody waits for yet — a follower's committed index
+//!   (the leader does not wait for it), the leader's own entries (their callback has fired) —
+//!   waits up to [`SHARE_FSYNC_DELAY`] for one somebody waits for: a follower's next append, the
+//!   leader's committed index. So each node fsyncs once per entry.
 //! - **The state machine** applies each batch in a redb commit with `Durability::None` (no fsync),
 //!   and makes it durable with an `Immediate` commit at most once per
 //!   [`SM_DURABLE_INTERVAL`], when building or installing a snapshot, before a log purge that
@@ -28,7 +38,8 @@
 //! without a new no-op entry), so a linearizable read right after a restart only waits for the
 //! state machine to reach the committed index the node *recovered*. If that recovered index were
 //! older than what clients had already seen, the restarted leader would serve a state older than
-//! an acknowledged write or an earlier read (#1511). raftkv rules this out by ordering:
+//! an acknowledged write or an earlier read (#1511). raftkv rules this out twice: a node that led
+//! never resumes its old term (rule 3 below), and by ordering:
 //!
 //! 1. `apply` of a batch first waits until the committed index covering the whole batch is
 //!    fsynced (the [`CommitGate`]). Every state a client can observe — a write's or CAS's answer
@@ -45,6 +56,25 @@
 //! 4. The committed index written is never ahead of the log on disk: openraft only commits
 //!    entries it has already submitted to `append`, the writer executes the queue in order, and
 //!    the committed index is written in the same or a later redb commit than those entries.
+//!
+//! ## The leader's early callback
+//!
+//! Once the callback has fired, openraft counts the leader's copy of an entry towards a quorum,
+//! so its committed index can run ahead of what a quorum has on disk until the leader's commit
+//! lands. Three rules keep that from being observed:
+//!
+//! 1. Nothing is applied on the leader before the committed index covering it is durable (the
+//!    gate above), and by point 4 the leader's entries are then on its disk too. With the
+//!    followers that acknowledged them (a follower acknowledges only after its fsync) that is a
+//!    real quorum.
+//! 2. Followers apply what the leader tells them is committed, so the leader tells them only what
+//!    its durable log backs: the Raft RPC client passes every AppendEntries through
+//!    [`DurableLog::announceable`].
+//! 3. A leader that stopped with entries not yet on its disk may have sent them to followers. If
+//!    it led the same term again it could give a different entry the same log id (term, leader,
+//!    index) that a follower holds, breaking Raft's log matching. So a node whose stored vote says
+//!    it was the elected leader starts in the next term ([`new_term_if_led`]) and has to win an
+//!    election, and everything it proposes afterwards carries the new term.
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::io::Cursor;
@@ -224,16 +254,16 @@ fn get_json<T: for<'de> Deserialize<'de>>(
 /// How often, at most, the state machine's non-durable applies are made durable (one fsync).
 pub const SM_DURABLE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How long, at most, a follower's committed index queued without an append waits for one to
-/// share its commit (module docs).
-pub const LONE_COMMIT_DELAY: Duration = Duration::from_millis(100);
+/// How long, at most, a log write nobody waits for yet waits for one somebody waits for, to share
+/// its fsync (module docs).
+pub const SHARE_FSYNC_DELAY: Duration = Duration::from_millis(100);
 
 /// The highest log index whose commit is durable in `log.redb` (`None`: none yet). The writer
 /// thread publishes it after the fsync; `apply` waits on it (see the module docs).
 pub type CommitGate = watch::Receiver<Option<u64>>;
 
-/// Waiters of the `lost-write` bug: request id → notified once the entry is durable in the local
-/// log, regardless of whether any follower has it.
+/// Waiters of the `lost-write` bug: request id → notified once the entry is appended to the local
+/// log (not necessarily on disk yet), regardless of whether any follower has it.
 pub type AppendWaiters = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
 /// Opens (creating if needed) both databases in `dir` for node `id`.
@@ -258,14 +288,16 @@ pub fn open(dir: &Path, id: NodeId) -> Result<(LogStore, StateMachine), DbError>
     });
     let committed: Option<Option<LogId<NodeId>>> = get_json(&log_db, LOG_META, COMMITTED)?;
     let (gate_tx, gate) = watch::channel(committed.flatten().map(|c| c.index));
+    let vote = Arc::new(Mutex::new(new_term_if_led(&log_db, id)?));
     let pending = Pending::default();
     let waiters = AppendWaiters::default();
+    let durable = DurableLog::default();
     let (tx, rx) = std::sync::mpsc::channel();
     let writer = Writer {
         db: log_db.clone(),
         pending: pending.clone(),
-        waiters: waiters.clone(),
         gate: gate_tx,
+        durable: durable.clone(),
     };
     std::thread::Builder::new()
         .name("raftkv-log-writer".into())
@@ -273,8 +305,10 @@ pub fn open(dir: &Path, id: NodeId) -> Result<(LogStore, StateMachine), DbError>
     let log = LogStore {
         id,
         db: log_db,
+        vote,
         pending,
         waiters,
+        durable,
         writer: tx,
         sm: sm_shared.clone(),
     };
@@ -283,6 +317,63 @@ pub fn open(dir: &Path, id: NodeId) -> Result<(LogStore, StateMachine), DbError>
         gate: Some(gate),
     };
     Ok((log, sm))
+}
+
+/// The vote to start with. A node that led the term of its stored vote moves on to the next term
+/// (voting for itself, not yet elected): its last appends may not have reached the disk before it
+/// stopped, while a follower may have them already, so leading the same term again could give a
+/// different entry the log id a follower holds (module docs). Any node may raise its term; this
+/// one then wins or loses an election like a candidate.
+fn new_term_if_led(db: &Database, id: NodeId) -> Result<Option<Vote<NodeId>>, DbError> {
+    let vote: Option<Vote<NodeId>> = get_json(db, LOG_META, VOTE)?;
+    match vote {
+        Some(v) if v.is_committed() && v.leader_id.node_id == id => {
+            let next = Vote::new(v.leader_id.term + 1, id);
+            let txn = db.begin_write()?;
+            txn.open_table(LOG_META)?
+                .insert(VOTE, serde_json::to_vec(&next)?.as_slice())?;
+            txn.commit()?;
+            Ok(Some(next))
+        }
+        v => Ok(v),
+    }
+}
+
+/// The last log id whose append is fsynced in this node's current log (`None` right after a
+/// start or a truncation, until the next append is durable). The Raft RPC client reads it to
+/// keep a leader from announcing a commit its own disk does not back yet ([`Self::announceable`]).
+#[derive(Clone, Default)]
+pub struct DurableLog(Arc<Mutex<Option<LogId<NodeId>>>>);
+
+impl DurableLog {
+    /// The committed log id a leader may send to followers when openraft says `committed`.
+    ///
+    /// openraft counts the leader's own entries as stored as soon as `append` queues them
+    /// (module docs), so its `committed` can be ahead of what a quorum has on disk until the
+    /// leader's commit lands. A follower that applied such an entry could see it overwritten
+    /// after a leader crash. What is safe to announce:
+    /// - `committed` itself once the leader's durable log reaches it: the followers counted for
+    ///   it acknowledged only after their fsync, so a quorum truly has it;
+    /// - otherwise the durable end of the log when it is from the same term as `committed`. The
+    ///   same quorum truly has it, and it is committed: either that term is the leader's own
+    ///   (openraft commits nothing else on its own count), or `committed` is from an earlier
+    ///   term, which a leader only holds when it was truly committed before;
+    /// - otherwise nothing new: an earlier term's entry on a quorum is not committed by that
+    ///   alone (Raft's figure 8), and `None` never lowers a follower's committed index.
+    pub fn announceable(&self, committed: Option<LogId<NodeId>>) -> Option<LogId<NodeId>> {
+        let (committed, durable) = (committed?, (*lock(&self.0))?);
+        if committed <= durable {
+            Some(committed)
+        } else if durable.leader_id == committed.leader_id {
+            Some(durable)
+        } else {
+            None
+        }
+    }
+
+    fn set(&self, last: Option<LogId<NodeId>>) {
+        *lock(&self.0) = last;
+    }
 }
 
 /// Entries handed to `append` whose redb commit has not finished yet. `append` returns once the
@@ -297,11 +388,16 @@ type LogWrite = Box<dyn FnOnce(&Database) + Send>;
 /// `last_applied` and the membership, as openraft's `applied_state` returns them.
 type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
 
+/// Entries queued by one `append`, with the callback still to fire after the fsync (if any).
+type Queued = (Vec<Entry<TypeConfig>>, Option<LogFlushed<TypeConfig>>);
+
 /// A log write, executed in submission order by the writer thread.
 enum WriteOp {
     Append {
         entries: Vec<Entry<TypeConfig>>,
-        callback: LogFlushed<TypeConfig>,
+        /// Fired after the fsync; `None` when `append` fired it already (the leader's own
+        /// entries, module docs).
+        callback: Option<LogFlushed<TypeConfig>>,
     },
     /// `save_committed`: written in the same commit as the appends queued around it.
     Committed {
@@ -314,14 +410,15 @@ enum WriteOp {
 
 /// The only thread that writes `log.redb`. `append` and `save_committed` return as soon as their
 /// write is queued, and appends and committed indexes queued behind one another share one commit
-/// (one fsync). Everything else (vote, truncate, purge) waits for its turn in the same queue, which
-/// keeps all log writes in the order openraft issued them.
+/// (one fsync); those nobody waits for yet wait a little for one somebody does (module docs).
+/// Everything else (vote, truncate, purge) waits for its turn in the same queue, which keeps all
+/// log writes in the order openraft issued them.
 struct Writer {
     db: Arc<Database>,
     pending: Pending,
-    waiters: AppendWaiters,
     /// Publishes the durable committed index.
     gate: watch::Sender<Option<u64>>,
+    durable: DurableLog,
 }
 
 impl Writer {
@@ -334,6 +431,7 @@ impl Writer {
                     next = rx.recv().ok();
                 }
                 first => {
+                    let deadline = Instant::now() + SHARE_FSYNC_DELAY;
                     let mut batch = Vec::new();
                     let mut committed = None;
                     let mut urgent = false;
@@ -355,16 +453,18 @@ impl Writer {
                                 next = Some(other);
                                 break;
                             }
-                            // A follower's lone committed index waits for an append.
-                            None if batch.is_empty() && !urgent => {
-                                match rx.recv_timeout(LONE_COMMIT_DELAY) {
-                                    Ok(o) => {
-                                        op = Some(o);
-                                        continue;
-                                    }
-                                    Err(_) => break,
+                            // Nobody waits for this fsync yet: a follower's committed index
+                            // waits for the next append, the leader's own entries for their
+                            // committed index (module docs).
+                            None if !urgent && batch.iter().all(|(_, cb)| cb.is_none()) => match rx
+                                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                            {
+                                Ok(o) => {
+                                    op = Some(o);
+                                    continue;
                                 }
-                            }
+                                Err(_) => break,
+                            },
                             None => break,
                         }
                         op = rx.try_recv().ok();
@@ -380,11 +480,7 @@ impl Writer {
 
     /// One `Immediate` commit (one fsync) of the batched entries and the latest queued committed
     /// index (`Some(c)` when one was queued).
-    fn append(
-        &self,
-        batch: Vec<(Vec<Entry<TypeConfig>>, LogFlushed<TypeConfig>)>,
-        committed: Option<Option<LogId<NodeId>>>,
-    ) {
+    fn append(&self, batch: Vec<Queued>, committed: Option<Option<LogId<NodeId>>>) {
         let write = || -> Result<(), DbError> {
             let txn = self.db.begin_write()?;
             {
@@ -401,6 +497,11 @@ impl Writer {
             Ok(())
         };
         let result = write();
+        if result.is_ok() {
+            if let Some(last) = batch.iter().flat_map(|(entries, _)| entries).next_back() {
+                self.durable.set(Some(last.log_id));
+            }
+        }
         match (&result, committed) {
             (Ok(()), Some(Some(c))) => {
                 // Durable now: let `apply` through up to this index.
@@ -420,33 +521,21 @@ impl Writer {
             _ => {}
         }
         // Only after the commit: a reader that misses an entry in `pending` finds it in redb.
-        let mut ids = Vec::new();
         {
             let mut pending = lock(&self.pending);
             for e in batch.iter().flat_map(|(entries, _)| entries) {
                 if pending.get(&e.log_id.index).map(|p| p.log_id) == Some(e.log_id) {
                     pending.remove(&e.log_id.index);
                 }
-                if let EntryPayload::Normal(req) = &e.payload {
-                    ids.push(req.id);
-                }
             }
         }
-        for (_, callback) in batch {
+        for callback in batch.into_iter().filter_map(|(_, callback)| callback) {
             callback.log_io_completed(
                 result
                     .as_ref()
                     .map(|_| ())
                     .map_err(|e| std::io::Error::other(e.to_string())),
             );
-        }
-        if result.is_ok() {
-            let mut waiters = lock(&self.waiters);
-            for id in ids {
-                if let Some(tx) = waiters.remove(&id) {
-                    let _ = tx.send(());
-                }
-            }
         }
     }
 }
@@ -460,8 +549,11 @@ pub struct LogStore {
     /// This node.
     id: NodeId,
     db: Arc<Database>,
+    /// The last vote saved (durable).
+    vote: Arc<Mutex<Option<Vote<NodeId>>>>,
     pending: Pending,
     waiters: AppendWaiters,
+    durable: DurableLog,
     writer: std::sync::mpsc::Sender<WriteOp>,
     /// The state machine, to make it durable before a purge that would need it.
     sm: Arc<SmShared>,
@@ -470,6 +562,10 @@ pub struct LogStore {
 impl LogStore {
     pub fn append_waiters(&self) -> AppendWaiters {
         self.waiters.clone()
+    }
+
+    pub fn durable_log(&self) -> DurableLog {
+        self.durable.clone()
     }
 
     /// Runs `write` on the writer thread after every write queued before it, and waits for its
@@ -524,6 +620,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .range(bounds)
             .map(|(i, e)| (*i, e.clone()))
             .collect();
+        // The leader's replication reads what it just appended: often all of it is pending.
+        let covered = match bounds {
+            (Bound::Included(start), Bound::Excluded(end)) => {
+                end > start && entries.len() as u64 == end - start
+            }
+            (Bound::Included(start), Bound::Included(end)) => {
+                end >= start && entries.len() as u64 == end - start + 1
+            }
+            _ => false,
+        };
+        if covered {
+            return Ok(entries.into_values().collect());
+        }
         let mut read = || -> Result<(), DbError> {
             let txn = self.db.begin_read()?;
             let table = txn.open_table(LOG)?;
@@ -569,7 +678,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), SError> {
-        self.put_meta(ErrorSubject::Vote, VOTE, vote).await
+        self.put_meta(ErrorSubject::Vote, VOTE, vote).await?;
+        *lock(&self.vote) = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SError> {
@@ -604,7 +715,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(c.flatten())
     }
 
-    /// Queues the entries and returns; `callback` fires once they are fsynced.
+    /// Queues the entries and returns. `callback` fires once they are fsynced, except for the
+    /// entries this node proposed as the elected leader of its current vote: for those it fires
+    /// at once, so that openraft replicates them while the leader's own fsync runs (module docs).
     async fn append<I>(
         &mut self,
         entries: I,
@@ -617,22 +730,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         {
             let mut pending = lock(&self.pending);
+            let mut waiters = lock(&self.waiters);
             for e in &entries {
                 pending.insert(e.log_id.index, e.clone());
+                if let EntryPayload::Normal(req) = &e.payload {
+                    if let Some(tx) = waiters.remove(&req.id) {
+                        let _ = tx.send(());
+                    }
+                }
             }
         }
+        let own = lock(&self.vote).is_some_and(|v| {
+            v.is_committed()
+                && v.leader_id.node_id == self.id
+                && entries.iter().all(|e| e.log_id.leader_id == v.leader_id)
+        });
+        let (early, callback) = if own {
+            (Some(callback), None)
+        } else {
+            (None, Some(callback))
+        };
         self.writer
             .send(WriteOp::Append { entries, callback })
             .map_err(|_| {
                 storage_err(ErrorSubject::Logs, ErrorVerb::Write)(DbError(AnyError::error(
                     "log writer stopped",
                 )))
-            })
+            })?;
+        if let Some(callback) = early {
+            callback.log_io_completed(Ok(()));
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SError> {
         let pending = self.pending.clone();
+        let durable = self.durable.clone();
         self.write(ErrorSubject::Logs, ErrorVerb::Delete, move |db| {
+            // Before the entries go: the durable end must never name a removed entry.
+            durable.set(None);
             let txn = db.begin_write()?;
             txn.open_table(LOG)?
                 .retain_in(log_id.index.., |_, _| false)?;
@@ -990,5 +1126,58 @@ mod tests {
     #[test]
     fn openraft_storage_suite() -> Result<(), Box<SError>> {
         Suite::test_all(Builder).map_err(Box::new)
+    }
+
+    fn log_id(term: u64, leader: NodeId, index: u64) -> LogId<NodeId> {
+        LogId::new(openraft::CommittedLeaderId::new(term, leader), index)
+    }
+
+    #[test]
+    fn a_leader_announces_only_commits_its_disk_backs() {
+        let durable = DurableLog::default();
+        let announce = |committed| durable.announceable(Some(committed));
+        // Nothing durable yet (just started or truncated): nothing new.
+        assert_eq!(announce(log_id(2, 1, 5)), None);
+        // The disk has the committed entry: announced as it is.
+        durable.set(Some(log_id(2, 1, 7)));
+        assert_eq!(announce(log_id(2, 1, 5)), Some(log_id(2, 1, 5)));
+        assert_eq!(announce(log_id(2, 1, 7)), Some(log_id(2, 1, 7)));
+        // Ahead of the disk in the same term: the durable end, which the same quorum holds.
+        assert_eq!(announce(log_id(2, 1, 9)), Some(log_id(2, 1, 7)));
+        // Ahead of the disk, whose end is from an older term: an old-term entry on a quorum is
+        // not committed by that alone (Raft's figure 8), so nothing new.
+        assert_eq!(announce(log_id(3, 1, 9)), None);
+        assert_eq!(durable.announceable(None), None);
+    }
+
+    /// The vote a node starts with after leading, after following and as a candidate.
+    #[test]
+    fn a_node_that_led_starts_in_the_next_term() -> Result<(), DbError> {
+        let saved = |vote: Vote<NodeId>| -> Result<Option<Vote<NodeId>>, DbError> {
+            let dir = tempfile::tempdir()?;
+            {
+                let db = Database::create(dir.path().join("log.redb"))?;
+                let txn = db.begin_write()?;
+                txn.open_table(LOG_META)?
+                    .insert(VOTE, serde_json::to_vec(&vote)?.as_slice())?;
+                txn.commit()?;
+            }
+            let (log, _sm) = open(dir.path(), 1)?;
+            let started = *lock(&log.vote);
+            let stored: Option<Vote<NodeId>> = get_json(&log.db, LOG_META, VOTE)?;
+            assert_eq!(started, stored, "the vote started with is the one on disk");
+            Ok(started)
+        };
+        assert_eq!(
+            saved(Vote::new_committed(4, 1))?,
+            Some(Vote::new(5, 1)),
+            "led term 4: a candidate of term 5"
+        );
+        assert_eq!(
+            saved(Vote::new_committed(4, 2))?,
+            Some(Vote::new_committed(4, 2))
+        );
+        assert_eq!(saved(Vote::new(4, 1))?, Some(Vote::new(4, 1)));
+        Ok(())
     }
 }
