@@ -717,7 +717,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Queues the entries and returns. `callback` fires once they are fsynced, except for the
     /// entries this node proposed as the elected leader of its current vote: for those it fires
-    /// at once, so that openraft replicates them while the leader's own fsync runs (module docs).
+    /// at once, so that openraft replicates them at once, and the writer holds them until their
+    /// committed index arrives (module docs).
     async fn append<I>(
         &mut self,
         entries: I,
