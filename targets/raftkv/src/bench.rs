@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 )]
 struct Args {
     /// Seconds of load per (system, client count).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     duration_secs: u64,
     /// Length of one slice of load in ms; the systems take turns slice by slice.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
