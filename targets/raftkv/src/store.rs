@@ -683,8 +683,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
+    /// The vote `open` started with or the last one saved: what is on disk.
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SError> {
-        get_json(&self.db, LOG_META, VOTE).map_err(storage_err(ErrorSubject::Vote, ErrorVerb::Read))
+        Ok(*lock(&self.vote))
     }
 
     /// Queued to the writer thread and returns at once (RaftCore awaits this on every commit and

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, IDS};
+use common::{put_request, Cluster, IDS};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -232,9 +232,7 @@ async fn leaders_killed_under_load_and_restarted_at_once_leave_every_node_in_agr
                             break;
                         }
                         let key = format!("r{round}-w{w}-{n}");
-                        let ok = http
-                            .put(format!("{url}/kv/{key}"))
-                            .json(&json!({ "value": n }))
+                        let ok = put_request(&http, &url, &key, json!(n))
                             .timeout(Duration::from_secs(2))
                             .send()
                             .await
@@ -266,13 +264,7 @@ async fn leaders_killed_under_load_and_restarted_at_once_leave_every_node_in_agr
     for (key, ok) in &attempted {
         let mut seen = Vec::new();
         for id in IDS {
-            let resp = c
-                .http
-                .get(c.url(id, &format!("/v1/kv/{key}?stale")))
-                .send()
-                .await
-                .expect("local read");
-            seen.push((resp.status(), resp.text().await.unwrap_or_default()));
+            seen.push(c.get_local(id, key).await);
         }
         assert!(
             seen.iter().all(|s| *s == seen[0]),

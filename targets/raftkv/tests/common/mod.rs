@@ -192,17 +192,25 @@ impl Cluster {
     }
 
     pub async fn put(&self, id: u64, key: &str, value: Value) -> (StatusCode, Value) {
-        self.send(
-            self.http
-                .put(self.url(id, &format!("/kv/{key}")))
-                .json(&json!({ "value": value })),
-        )
-        .await
+        self.send(put_request(&self.http, &self.url(id, ""), key, value))
+            .await
     }
 
     pub async fn get(&self, id: u64, key: &str) -> (StatusCode, Value) {
         self.send(self.http.get(self.url(id, &format!("/kv/{key}"))))
             .await
+    }
+
+    /// Node `id`'s own applied value of `key` (Consul's `?stale`: no forwarding, no barrier),
+    /// as status and the raw answer, indexes included.
+    pub async fn get_local(&self, id: u64, key: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .get(self.url(id, &format!("/v1/kv/{key}?stale")))
+            .send()
+            .await
+            .expect("local read");
+        (resp.status(), resp.text().await.unwrap_or_default())
     }
 
     pub async fn cas(&self, id: u64, key: &str, from: Value, to: Value) -> (StatusCode, Value) {
@@ -249,6 +257,17 @@ impl Cluster {
     pub fn others(&self, id: u64) -> Vec<u64> {
         IDS.iter().copied().filter(|&x| x != id).collect()
     }
+}
+
+/// `PUT /kv/{key}` of `value` to the node at `node_url` (usable without a `Cluster`, from tasks).
+pub fn put_request(
+    http: &reqwest::Client,
+    node_url: &str,
+    key: &str,
+    value: Value,
+) -> reqwest::RequestBuilder {
+    http.put(format!("{node_url}/kv/{key}"))
+        .json(&json!({ "value": value }))
 }
 
 impl Drop for Cluster {
