@@ -2,7 +2,9 @@
 //! the same load against a 3-member etcd cluster when `etcd` is on PATH.
 //!
 //! Each client sends one request at a time to the leader: 50% linearizable reads, 50% writes of
-//! random keys. The report gives throughput and p50/p99 latency per system and client count.
+//! random keys. The report gives throughput, and p50/p99 latency of reads and of writes apart,
+//! per system and client count: a percentile of the 50/50 mix falls wherever the two
+//! distributions meet, and says little about either.
 //! Both clusters run side by side and the load alternates between them in short slices, so that
 //! both see the same machine: on a shared disk fsync latency drifts by tens of percent within
 //! minutes, which made back-to-back runs of one system and then the other disagree from run to
@@ -111,26 +113,37 @@ impl System {
 /// What one system did under one client count, over all its slices.
 #[derive(Default)]
 struct Load {
-    latencies: Vec<Duration>,
+    reads: Vec<Duration>,
+    writes: Vec<Duration>,
     errors: usize,
     secs: f64,
 }
 
 impl Load {
     fn ops_per_sec(&self) -> f64 {
-        self.latencies.len() as f64 / self.secs
+        (self.reads.len() + self.writes.len()) as f64 / self.secs
     }
 
-    /// Latency percentile `p` in ms (latencies sorted).
-    fn ms(&self, p: f64) -> f64 {
-        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().max(1) - 1);
-        self.latencies
-            .get(i)
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1e3
+    fn add(&mut self, other: Load) {
+        self.reads.extend(other.reads);
+        self.writes.extend(other.writes);
+        self.errors += other.errors;
     }
+
+    /// Sorts the latencies, as `percentiles` needs them.
+    fn sort(&mut self) {
+        self.reads.sort();
+        self.writes.sort();
+    }
+}
+
+/// "p50 / p99" in ms of sorted `latencies`.
+fn percentiles(latencies: &[Duration]) -> String {
+    let ms = |p: f64| {
+        let i = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
+        latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    format!("{:.2} / {:.2}", ms(0.50), ms(0.99))
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -179,13 +192,14 @@ async fn run(args: Args) -> Result<(), String> {
             round += 1;
         }
         for ((system, _), mut load) in systems.iter().zip(loads) {
-            load.latencies.sort();
+            load.sort();
             println!(
-                "{} {clients} clients: {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                "{} {clients} clients: {:.0} ops/s, read p50 / p99 {} ms, write p50 / p99 {} ms, \
+                 {} errors",
                 system.name(),
                 load.ops_per_sec(),
-                load.ms(0.50),
-                load.ms(0.99),
+                percentiles(&load.reads),
+                percentiles(&load.writes),
                 load.errors
             );
             rows.push((*system, clients, load));
@@ -198,7 +212,9 @@ async fn run(args: Args) -> Result<(), String> {
          writes, {} keys, closed loop against the leader\n",
         args.duration_secs, args.slice_ms, args.keys
     );
-    println!("| system | clients | ops/s | p50 ms | p99 ms | errors | raftkv / etcd |");
+    println!(
+        "| system | clients | ops/s | read p50 / p99 ms | write p50 / p99 ms | errors | raftkv / etcd |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (system, clients, load) in &rows {
         let etcd = rows
@@ -210,12 +226,11 @@ async fn run(args: Args) -> Result<(), String> {
             _ => String::new(),
         };
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {ratio} |",
+            "| {} | {clients} | {:.0} | {} | {} | {} | {ratio} |",
             system.name(),
-            clients,
             load.ops_per_sec(),
-            load.ms(0.50),
-            load.ms(0.99),
+            percentiles(&load.reads),
+            percentiles(&load.writes),
             load.errors
         );
     }
@@ -344,13 +359,15 @@ impl Rng {
     }
 }
 
+/// One random request to `base`; its latency (or its failure) goes into `load`.
 async fn one_op(
     http: &reqwest::Client,
     system: System,
     base: &str,
     rng: &mut Rng,
     keys: u64,
-) -> bool {
+    load: &mut Load,
+) {
     let key = format!("k{}", rng.next() % keys);
     let write = rng.next().is_multiple_of(2);
     let value = rng.next() % 1_000_000;
@@ -367,10 +384,16 @@ async fn one_op(
             .post(format!("{base}/v3/kv/range"))
             .json(&json!({ "key": B64.encode(&key) })),
     };
-    match req.send().await {
+    let start = Instant::now();
+    let ok = match req.send().await {
         // A read of a never-written key (404) is a successful linearizable read.
         Ok(r) => r.status().is_success() || (!write && r.status() == 404),
         Err(_) => false,
+    };
+    match (ok, write) {
+        (false, _) => load.errors += 1,
+        (true, true) => load.writes.push(start.elapsed()),
+        (true, false) => load.reads.push(start.elapsed()),
     }
 }
 
@@ -393,24 +416,16 @@ async fn run_slice(
         let (http, base) = (http.clone(), base.to_string());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1) ^ (round << 32));
-            let (mut lat, mut errors) = (Vec::new(), 0);
+            let mut load = Load::default();
             while Instant::now() < end {
-                let t = Instant::now();
-                if one_op(&http, system, &base, &mut rng, keys).await {
-                    lat.push(t.elapsed());
-                } else {
-                    errors += 1;
-                }
+                one_op(&http, system, &base, &mut rng, keys, &mut load).await;
             }
-            (lat, errors)
+            load
         }));
     }
     for t in tasks {
         match t.await {
-            Ok((l, e)) => {
-                load.latencies.extend(l);
-                load.errors += e;
-            }
+            Ok(l) => load.add(l),
             Err(_) => load.errors += 1,
         }
     }

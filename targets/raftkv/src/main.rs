@@ -105,6 +105,12 @@ mod consul;
 mod network;
 mod store;
 
+// mimalloc rather than glibc's malloc: in `raftkv bench` at one client the three nodes took 6%
+// less CPU per operation (811 and 802 µs against 854 and 864), which on a small machine is
+// latency the nodes do not spend waiting for a core.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
