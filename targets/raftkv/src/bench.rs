@@ -124,6 +124,8 @@ impl Load {
         (self.reads.len() + self.writes.len()) as f64 / self.secs
     }
 
+    /// Takes in one client's requests; not its `secs`, as every client of a slice ran for the
+    /// same time, which `run_slice` counts once.
     fn add(&mut self, other: Load) {
         self.reads.extend(other.reads);
         self.writes.extend(other.writes);
