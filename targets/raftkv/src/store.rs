@@ -251,6 +251,21 @@ fn get_json<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// Writes `value` as JSON under `key` of `table` in an `Immediate` commit: on disk (one fsync)
+/// when it returns.
+fn put_json<T: Serialize>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), DbError> {
+    let txn = db.begin_write()?;
+    txn.open_table(table)?
+        .insert(key, serde_json::to_vec(value)?.as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// How often, at most, the state machine's non-durable applies are made durable (one fsync).
 pub const SM_DURABLE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -329,10 +344,7 @@ fn new_term_if_led(db: &Database, id: NodeId) -> Result<Option<Vote<NodeId>>, Db
     match vote {
         Some(v) if v.is_committed() && v.leader_id.node_id == id => {
             let next = Vote::new(v.leader_id.term + 1, id);
-            let txn = db.begin_write()?;
-            txn.open_table(LOG_META)?
-                .insert(VOTE, serde_json::to_vec(&next)?.as_slice())?;
-            txn.commit()?;
+            put_json(db, LOG_META, VOTE, &next)?;
             Ok(Some(next))
         }
         v => Ok(v),
@@ -588,24 +600,6 @@ impl LogStore {
         };
         result.map_err(storage_err(subject, verb))
     }
-
-    async fn put_meta<T: Serialize>(
-        &self,
-        subject: ErrorSubject<NodeId>,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), SError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| storage_err(subject.clone(), ErrorVerb::Write)(e.into()))?;
-        self.write(subject, ErrorVerb::Write, move |db| {
-            // Default durability: fsynced before `commit` returns.
-            let txn = db.begin_write()?;
-            txn.open_table(LOG_META)?.insert(key, bytes.as_slice())?;
-            txn.commit()?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -678,8 +672,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), SError> {
-        self.put_meta(ErrorSubject::Vote, VOTE, vote).await?;
-        *lock(&self.vote) = Some(*vote);
+        let vote = *vote;
+        self.write(ErrorSubject::Vote, ErrorVerb::Write, move |db| {
+            put_json(db, LOG_META, VOTE, &vote)
+        })
+        .await?;
+        *lock(&self.vote) = Some(vote);
         Ok(())
     }
 
@@ -1159,10 +1157,7 @@ mod tests {
             let dir = tempfile::tempdir()?;
             {
                 let db = Database::create(dir.path().join("log.redb"))?;
-                let txn = db.begin_write()?;
-                txn.open_table(LOG_META)?
-                    .insert(VOTE, serde_json::to_vec(&vote)?.as_slice())?;
-                txn.commit()?;
+                put_json(&db, LOG_META, VOTE, &vote)?;
             }
             let (log, _sm) = open(dir.path(), 1)?;
             let started = *lock(&log.vote);
